@@ -1,0 +1,114 @@
+"""Reading and writing 2D slices (TIFF, PNG, JPEG) with errors that name the file.
+
+Decoding is done by tifffile (TIFF) and Pillow (PNG, JPEG); any failure of theirs becomes an
+:class:`~gliomaseg.errors.InputError` saying which file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+
+TIFF_SUFFIXES = {".tif", ".tiff"}
+PIL_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
+
+
+def _decode(path: Path) -> np.ndarray:
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise InputError(path, f"unsupported file type {suffix or '(none)'}; expected one of {sorted(IMAGE_SUFFIXES)}")
+    if not path.is_file():
+        raise InputError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    try:
+        if suffix in TIFF_SUFFIXES:
+            return np.asarray(tifffile.imread(path))
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img)
+    except (tifffile.TiffFileError, UnidentifiedImageError) as exc:
+        raise InputError(path, f"not a readable {suffix[1:].upper()} image ({exc})") from None
+    except (OSError, ValueError, SyntaxError, KeyError, IndexError, RuntimeError) as exc:
+        # tifffile and Pillow raise these on truncated or corrupt data
+        raise InputError(path, f"corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
+
+
+def _drop_alpha(array: np.ndarray) -> np.ndarray:
+    if array.ndim == 3 and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
+        return array[..., :-1]
+    return array
+
+
+def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
+    """Read one MRI slice as ``(H, W, channels)`` uint8.
+
+    An alpha channel is dropped. With ``channels=1`` an RGB image whose three channels are equal
+    (grey saved as RGB, as in many PNG datasets) is reduced to one channel. Images of other
+    integer or float types are rescaled to 0..255 by their own maximum.
+
+    Args:
+        path: TIFF, PNG or JPEG file.
+        channels: channels the caller needs: 3 for LGG (pre-contrast, FLAIR, post-contrast).
+
+    Raises:
+        InputError: missing, empty, undecodable or truncated file, or a channel count other
+            than ``channels``.
+    """
+    path = Path(path)
+    array = _drop_alpha(_decode(path))
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3:
+        raise InputError(path, f"expected a 2D image, got an array of shape {array.shape}")
+    if channels == 1 and array.shape[-1] == 3 and np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]):
+        array = array[..., :1]
+    if array.shape[-1] != channels:
+        raise InputError(path, f"expected {channels} channel(s), got {array.shape[-1]}")
+    return _to_uint8(array)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a binary mask as ``(H, W)`` bool (any non-zero pixel is tumor).
+
+    Raises:
+        InputError: the file cannot be read, or it has more than one distinct channel.
+    """
+    path = Path(path)
+    array = _drop_alpha(_decode(path))
+    if array.ndim == 3:
+        if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
+            raise InputError(path, f"a mask must have one channel, got {array.shape[-1]} different ones")
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(path, f"expected a 2D mask, got an array of shape {array.shape}")
+    return array > 0
+
+
+def _to_uint8(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array
+    array = array.astype(np.float32)
+    top = float(array.max())
+    return (np.clip(array / top, 0, 1) * 255).astype(np.uint8) if top > 0 else np.zeros(array.shape, np.uint8)
+
+
+def write_png_atomic(path: str | Path, array: np.ndarray) -> None:
+    """Write ``array`` (``(H, W)`` or ``(H, W, 3)`` uint8) as PNG; the file appears only complete."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,27 @@
+"""Errors that reach the user as one line naming the file and what is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class GliomasegError(Exception):
+    """Base class of every error gliomaseg reports to the user without a traceback."""
+
+
+class InputError(GliomasegError):
+    """A file or folder given by the user cannot be used.
+
+    Args:
+        path: the offending file or folder.
+        problem: what is wrong with it, in words a user understands.
+    """
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ConfigError(GliomasegError):
+    """A configuration file or option is invalid (unknown key, wrong type, bad value)."""

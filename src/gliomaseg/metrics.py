@@ -1,0 +1,92 @@
+"""Overlap and distance metrics for binary masks, per slice (2D) and per patient (3D).
+
+Definitions (TP, FP, FN, TN counted over the voxels of one mask pair):
+
+- Dice (DSC) = 2TP / (2TP + FP + FN); IoU (Jaccard) = TP / (TP + FP + FN)
+- precision = TP / (TP + FP); recall (sensitivity) = TP / (TP + FN); specificity = TN / (TN + FP)
+- pixel accuracy = (TP + TN) / all
+- Tversky index = TP / (TP + alpha FN + beta FP), alpha = 0.7 on false negatives, beta = 0.3 on
+  false positives (Salehi et al. 2017)
+- HD95: 95th percentile Hausdorff distance between the mask surfaces, in pixels (voxel
+  spacing 1 in every axis), computed by MONAI ``compute_hausdorff_distance(percentile=95)``:
+  the larger of the two directed 95th-percentile surface distances.
+
+Empty masks: when truth and prediction are both empty, Dice, IoU and Tversky are 1 and HD95
+is 0 (the BraTS convention); a ratio whose denominator is 0 otherwise (precision of an empty
+prediction, recall of an empty truth) is NaN, and HD95 with exactly one empty mask is NaN.
+Summaries skip NaN values and report how many remain.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import torch
+from monai.metrics import compute_hausdorff_distance
+
+TVERSKY_ALPHA = 0.7  # weight of false negatives
+TVERSKY_BETA = 0.3  # weight of false positives
+METRICS = ("dice", "iou", "precision", "recall", "specificity", "accuracy", "tversky", "hd95")
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+def overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Every metric of :data:`METRICS` but HD95, for one mask pair.
+
+    Args:
+        pred, truth: bool arrays of the same shape (2D slice or 3D volume).
+    """
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    tp = float(np.count_nonzero(pred & truth))
+    fp = float(np.count_nonzero(pred & ~truth))
+    fn = float(np.count_nonzero(~pred & truth))
+    tn = float(pred.size) - tp - fp - fn
+    both_empty = tp + fp + fn == 0
+    return {
+        "dice": 1.0 if both_empty else 2 * tp / (2 * tp + fp + fn),
+        "iou": 1.0 if both_empty else tp / (tp + fp + fn),
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "accuracy": (tp + tn) / pred.size,
+        "tversky": 1.0 if both_empty else tp / (tp + TVERSKY_ALPHA * fn + TVERSKY_BETA * fp),
+    }
+
+
+def hd95(pred: np.ndarray, truth: np.ndarray) -> float:
+    """95th percentile Hausdorff distance in pixels (see module docstring for empty masks)."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    if not pred.any() and not truth.any():
+        return 0.0
+    if not pred.any() or not truth.any():
+        return math.nan
+    as_batch = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731  (B=1, C=1, spatial)
+    with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal argument
+        warnings.simplefilter("ignore", FutureWarning)
+        distance = compute_hausdorff_distance(as_batch(pred), as_batch(truth), include_background=True, percentile=95)
+    return float(distance[0, 0])
+
+
+def segmentation_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """All of :data:`METRICS` for one mask pair (bool arrays of equal shape)."""
+    return {**overlap_metrics(pred, truth), "hd95": hd95(pred, truth)}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Mean, median, standard deviation, min and max over the non-NaN values, and their count."""
+    array = np.asarray([v for v in values if not math.isnan(v)], dtype=np.float64)
+    if array.size == 0:
+        return {"mean": math.nan, "median": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {
+        "mean": float(array.mean()),
+        "median": float(np.median(array)),
+        "std": float(array.std()),
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "n": int(array.size),
+    }

@@ -1,0 +1,33 @@
+"""CPU runtime settings shared by training and inference: threads and bfloat16 autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+
+def set_threads(threads: int = 0) -> None:
+    """Use ``threads`` intra-op threads (0: one per core)."""
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # older torch without the probes
+        return False
+
+
+def autocast(enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on the CPU when ``enabled`` and the CPU supports it, else a no-op."""
+    if enabled and bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def memory_format(channels_last: bool) -> torch.memory_format:
+    """``torch.channels_last`` (faster convolutions with oneDNN on the CPU) or the default."""
+    return torch.channels_last if channels_last else torch.contiguous_format

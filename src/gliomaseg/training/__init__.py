@@ -1,0 +1,5 @@
+"""Training stage."""
+
+from .trainer import Trainer, validate
+
+__all__ = ["Trainer", "validate"]

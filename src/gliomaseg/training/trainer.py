@@ -1,0 +1,237 @@
+"""The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice
+each epoch, ReduceLROnPlateau, early stopping, best and last checkpoints, resume, time budget.
+
+Files written to the run folder::
+
+    config.yaml          the resolved config
+    best.safetensors     weights with the best validation mean per-patient Dice
+    last.safetensors     weights at the end of the last epoch
+    state.safetensors    optimizer, scheduler, RNG and progress, for --resume
+    metrics.csv          one row per epoch
+    tensorboard/         the same curves for TensorBoard
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from torch.utils.tensorboard import SummaryWriter
+
+from ..config import Config, save_config
+from ..data.augment import augment_batch
+from ..data.kaggle3m import Patient
+from ..errors import InputError
+from ..inference.predictor import Predictor
+from ..losses import create_loss
+from ..metrics import overlap_metrics
+from ..models.registry import create_model
+from ..models.weights import load_state, save_model, save_state
+from ..runtime import autocast, memory_format, set_threads
+from .data import SliceBank
+
+CSV_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "lr", "minutes", "slices_per_s")
+
+
+@dataclass
+class RunProgress:
+    """What --resume restores besides weights and optimizer."""
+
+    epoch: int = 0
+    best_dice: float = -1.0
+    epochs_since_best: int = 0
+    minutes: float = 0.0  # training wall time summed over all sessions of the run
+    history: list[dict] = field(default_factory=list)
+
+
+def validate(predictor: Predictor, patients: list[Patient]) -> list[float]:
+    """Dice of each validation patient, on its whole volume, on the original grid."""
+    predictor.model.eval()
+    return [overlap_metrics(predictor.predict(p.images).mask, p.masks)["dice"] for p in patients]
+
+
+def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, rest = {}, {}
+    for index, slots in state["state"].items():
+        for name, value in slots.items():
+            tensors[f"optimizer.{index}.{name}"] = value
+    rest["param_groups"] = state["param_groups"]
+    return tensors, rest
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], rest: dict) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith("optimizer."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+class Trainer:
+    """Trains ``config``'s network on ``train`` patients, selecting on ``val`` patients.
+
+    Args:
+        config: run config.
+        train, val: loaded patients (``images`` and ``masks`` set).
+        out: run folder.
+    """
+
+    def __init__(self, config: Config, train: list[Patient], val: list[Patient], out: Path):
+        self.config, self.val, self.out = config, val, Path(out)
+        set_threads(config.train.threads)
+        torch.manual_seed(config.train.seed)
+        self.generator = torch.Generator().manual_seed(config.train.seed)
+        self.bank = SliceBank.from_patients(train, config.data)
+        self.memory_format = memory_format(config.train.channels_last)
+        self.model = create_model(config.model).to(memory_format=self.memory_format)
+        self.loss = create_loss(config.train.loss)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=config.train.plateau_factor,
+            patience=config.train.plateau_patience, min_lr=config.train.min_lr)
+        self.progress = RunProgress()
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self) -> None:
+        save_model(self.model, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
+        tensors, rest = _optimizer_state(self.optimizer)
+        tensors["rng"] = self.generator.get_state()
+        tensors["torch_rng"] = torch.get_rng_state()
+        rest.update(scheduler=self.scheduler.state_dict(), progress=self.progress.__dict__)
+        save_state(self.out / "state.safetensors", tensors, rest)
+
+    def resume(self) -> None:
+        """Continue from ``last.safetensors`` and ``state.safetensors`` in the run folder.
+
+        Raises:
+            InputError: the run folder has no complete checkpoint.
+        """
+        from safetensors.torch import load_file
+
+        last = self.out / "last.safetensors"
+        if not last.is_file():
+            raise InputError(self.out, "nothing to resume: no last.safetensors")
+        self.model.load_state_dict(load_file(str(last)))
+        tensors, rest = load_state(self.out / "state.safetensors")
+        _restore_optimizer(self.optimizer, tensors, rest)
+        self.generator.set_state(tensors["rng"])
+        torch.set_rng_state(tensors["torch_rng"])
+        self.scheduler.load_state_dict(rest["scheduler"])
+        self.progress = RunProgress(**rest["progress"])
+
+    # -- loop --------------------------------------------------------------------------------
+    def _epoch(self, deadline: float, bar: Progress) -> tuple[float, int]:
+        cfg = self.config.train
+        count = cfg.slices_per_epoch or len(self.bank.images)
+        order = self.bank.sample(count, cfg.tumor_fraction, self.generator)
+        self.model.train()
+        task = bar.add_task(f"epoch {self.progress.epoch + 1}", total=count)
+        losses, seen = [], 0
+        for start in range(0, count - cfg.batch_size + 1, cfg.batch_size):
+            if time.monotonic() > deadline:
+                break
+            index = order[start:start + cfg.batch_size]
+            images, masks = augment_batch(self.bank.images[index], self.bank.masks[index], self.config.augment, self.generator)
+            with autocast(cfg.bf16):
+                logits = self.model(images.contiguous(memory_format=self.memory_format))
+            loss = self.loss(logits.float(), masks)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            losses.append(float(loss))
+            seen += len(index)
+            bar.update(task, advance=len(index), description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
+        bar.remove_task(task)
+        return (float(np.mean(losses)) if losses else math.nan), seen
+
+    def fit(self, max_minutes: float | None = None) -> RunProgress:
+        """Train until ``max_epochs``, early stopping, or ``max_minutes`` of total training time.
+
+        Returns:
+            the final progress record (best validation Dice, epochs, minutes).
+        """
+        cfg = self.config.train
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(self.config, self.out / "config.yaml")
+        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.progress.epoch + 1)
+        predictor = Predictor(self.model, self.config)
+        budget = math.inf if max_minutes is None else max_minutes * 60
+        with Progress(transient=True) as bar:
+            while self.progress.epoch < cfg.max_epochs and self.progress.epochs_since_best < cfg.early_stop_patience:
+                left = budget - self.progress.minutes * 60
+                if left <= 0:
+                    break
+                started = time.monotonic()
+                train_loss, seen = self._epoch(started + left, bar)
+                dices = validate(predictor, self.val)
+                elapsed = time.monotonic() - started
+                self._record(train_loss, dices, elapsed, seen, writer)
+        writer.close()
+        return self.progress
+
+    def _record(self, train_loss: float, dices: list[float], seconds: float, seen: int, writer: SummaryWriter) -> None:
+        progress = self.progress
+        progress.epoch += 1
+        progress.minutes += seconds / 60
+        dice_mean = float(np.mean(dices)) if dices else math.nan
+        row = {
+            "epoch": progress.epoch,
+            "train_loss": round(train_loss, 5),
+            "val_dice_mean": round(dice_mean, 5),
+            "val_dice_median": round(float(np.median(dices)), 5) if dices else math.nan,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "minutes": round(progress.minutes, 3),
+            "slices_per_s": round(seen / seconds, 2),
+        }
+        progress.history.append(row)
+        self.scheduler.step(dice_mean)
+        if dice_mean > progress.best_dice:
+            progress.best_dice, progress.epochs_since_best = dice_mean, 0
+            save_model(self.model, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
+        else:
+            progress.epochs_since_best += 1
+        self.save()
+        _append_csv(self.out / "metrics.csv", row)
+        for key in ("train_loss", "val_dice_mean", "val_dice_median", "lr", "slices_per_s"):
+            writer.add_scalar(key, row[key], progress.epoch)
+        writer.flush()
+        print(f"epoch {progress.epoch}: loss {train_loss:.4f}  val per-patient Dice mean {dice_mean:.4f}  "
+              f"lr {row['lr']:.1e}  {row['slices_per_s']} slices/s  {progress.minutes:.1f} min", flush=True)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, resume: bool = False, max_minutes: float | None = None) -> RunProgress:
+    """Load the split's train and val patients from ``data`` and train (see :class:`Trainer`).
+
+    Raises:
+        InputError: a patient of the split is missing from ``data`` or unreadable.
+    """
+    from ..data.kaggle3m import find_patients, load_patient
+
+    by_id = {p.id: p for p in find_patients(data)}
+    missing = [pid for pid in split["train"] + split["val"] if pid not in by_id]
+    if missing:
+        raise InputError(data, f"{len(missing)} patient(s) of the split are missing, e.g. {missing[0]}")
+    channels = config.model.in_channels
+    train_patients = [load_patient(by_id[pid], channels) for pid in split["train"]]
+    val_patients = [load_patient(by_id[pid], channels) for pid in split["val"]]
+    trainer = Trainer(config, train_patients, val_patients, out)
+    if resume:
+        trainer.resume()
+    return trainer.fit(max_minutes)
