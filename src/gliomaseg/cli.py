@@ -55,7 +55,7 @@ def split(
     from .data.splits import make_split, save_split
 
     try:
-        result = make_split([p.id for p in find_patients(data, require_masks=False)], val, test, seed)
+        result = make_split([p.id for p in find_patients(data, masks="ignored")], val, test, seed)
     except ValueError as exc:
         raise InputError(out, str(exc)) from None
     save_split(result, out, overwrite)
@@ -95,3 +95,64 @@ def train(
 
 def main() -> None:  # pragma: no cover
     sys.exit(app())
+
+
+def _report_problems(problems: list) -> None:
+    for problem in problems:
+        console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        console.print(f"{len(problems)} input(s) skipped")
+        raise typer.Exit(2)
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent) with masks."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for per_slice.csv, per_patient.csv, summary.json."),
+    model: Optional[Path] = ModelOption,
+    split_file: Optional[Path] = typer.Option(None, "--split", help="Split file; evaluate only --subset of it."),
+    subset: str = typer.Option("test", help="Subset of --split to evaluate: train, val or test."),
+    postprocess: Optional[str] = typer.Option(None, help="Override the model's post-processing: none or largest."),
+    overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
+) -> None:
+    """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
+    pixel accuracy, Tversky index and HD95 (pixels). Exit 2 if some patients were skipped."""
+    from .data.splits import load_split
+    from .evaluation import Evaluation, evaluate_patients, select_patients, write_evaluation
+    from .inference.predictor import Predictor
+    from .report import print_summary
+
+    predictor = Predictor.from_path(model)
+    if postprocess is not None:
+        predictor.config.inference.postprocess = postprocess
+    evaluation = Evaluation()
+    split_ids = load_split(split_file) if split_file else None
+    patients = select_patients(data, split_ids, subset if split_file else None, evaluation.problems)
+    if not overwrite and (out / "summary.json").exists():
+        raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
+    evaluate_patients(predictor, patients, evaluation)
+    summary = write_evaluation(evaluation, out, overwrite)
+    print_summary(summary)
+    dice = summary["per_patient"]["dice"]
+    print(f"per-patient Dice: mean {dice['mean']:.4f}, median {dice['median']:.4f} over {summary['n_patients']} patients -> {out}")
+    _report_problems(evaluation.problems)
+
+
+@app.command()
+@reports_errors
+def segment(
+    inputs: list[Path] = typer.Argument(..., help="Slice files (TIFF, PNG, JPEG) and/or patient folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks, overlays and results.jsonl."),
+    model: Optional[Path] = ModelOption,
+    overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
+) -> None:
+    """Segment slices or patient folders: mask and overlay PNGs, results.jsonl. Exit 2 if some
+    inputs were skipped."""
+    from .inference.predictor import Predictor
+    from .segmentation import RESULTS, segment as run_segment
+
+    run = run_segment(inputs, out, Predictor.from_path(model), overwrite)
+    slices = sum(r["type"] == "slice" for r in run.records)
+    print(f"{slices} slice(s) segmented -> {out / RESULTS}")
+    _report_problems(run.problems)

@@ -35,17 +35,28 @@ def _ratio(numerator: float, denominator: float) -> float:
     return numerator / denominator if denominator > 0 else math.nan
 
 
+def confusion_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """``[TP, FP, FN, TN]`` (float64) of two bool arrays of the same shape."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    tp = np.count_nonzero(pred & truth)
+    fp = np.count_nonzero(pred & ~truth)
+    fn = np.count_nonzero(~pred & truth)
+    return np.array([tp, fp, fn, pred.size - tp - fp - fn], np.float64)
+
+
 def overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Every metric of :data:`METRICS` but HD95, for one mask pair.
 
     Args:
         pred, truth: bool arrays of the same shape (2D slice or 3D volume).
     """
-    pred, truth = pred.astype(bool), truth.astype(bool)
-    tp = float(np.count_nonzero(pred & truth))
-    fp = float(np.count_nonzero(pred & ~truth))
-    fn = float(np.count_nonzero(~pred & truth))
-    tn = float(pred.size) - tp - fp - fn
+    return metrics_from_counts(*confusion_counts(pred, truth))
+
+
+def metrics_from_counts(tp: float, fp: float, fn: float, tn: float) -> dict[str, float]:
+    """Every metric of :data:`METRICS` but HD95, from voxel counts (e.g. pooled over patients)."""
+    tp, fp, fn, tn = float(tp), float(fp), float(fn), float(tn)
+    total = tp + fp + fn + tn
     both_empty = tp + fp + fn == 0
     return {
         "dice": 1.0 if both_empty else 2 * tp / (2 * tp + fp + fn),
@@ -53,7 +64,7 @@ def overlap_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
         "precision": _ratio(tp, tp + fp),
         "recall": _ratio(tp, tp + fn),
         "specificity": _ratio(tn, tn + fp),
-        "accuracy": (tp + tn) / pred.size,
+        "accuracy": (tp + tn) / total,
         "tversky": 1.0 if both_empty else tp / (tp + TVERSKY_ALPHA * fn + TVERSKY_BETA * fp),
     }
 

@@ -6,14 +6,13 @@ Decoding is done by tifffile (TIFF) and Pillow (PNG, JPEG); any failure of their
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
+from ..atomic import atomic_path
 from ..errors import InputError
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -103,12 +102,5 @@ def _to_uint8(array: np.ndarray) -> np.ndarray:
 
 def write_png_atomic(path: str | Path, array: np.ndarray) -> None:
     """Write ``array`` (``(H, W)`` or ``(H, W, 3)`` uint8) as PNG; the file appears only complete."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

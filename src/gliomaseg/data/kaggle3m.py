@@ -56,39 +56,39 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def scan_patient_folder(folder: str | Path, require_masks: bool = True) -> Patient:
+def scan_patient_folder(folder: str | Path, masks: str = "required") -> Patient:
     """List a patient folder's slices and masks without decoding them.
 
     Args:
         folder: one patient's folder.
-        require_masks: every slice must have its ``_mask`` file (training, evaluation).
+        masks: ``"required"`` (training, evaluation: every slice must have its ``_mask``
+            file), ``"optional"`` (paired when present) or ``"ignored"`` (``segment``).
 
     Raises:
         InputError: no slices, a slice without its mask (when required), or a mask without
-            its slice.
+            its slice (unless ignored).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
-    images, masks = {}, {}
+    images, mask_paths = {}, {}
     for path in filter(_visible, folder.iterdir()):
         match = _SLICE.match(path.stem)
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or not match:
             continue
-        (masks if match.group("mask") else images)[int(match.group("num"))] = path
+        (mask_paths if match.group("mask") else images)[int(match.group("num"))] = path
     if not images:
         raise InputError(folder, "no image slices (<name>_<n>.tif) in this folder")
-    for num in sorted(set(masks) - set(images)):
-        raise InputError(masks[num], "mask without its image slice")
     order = sorted(images)
-    mask_files = None
-    if masks or require_masks:
-        for num in order:
-            if num not in masks:
-                raise InputError(images[num], "image slice without its mask (expected "
-                                 f"{images[num].stem}_mask{images[num].suffix})")
-        mask_files = [masks[n] for n in order]
-    return Patient(folder.name, [images[n] for n in order], mask_files)
+    if masks == "ignored" or (masks == "optional" and not mask_paths):
+        return Patient(folder.name, [images[n] for n in order], None)
+    for num in sorted(set(mask_paths) - set(images)):
+        raise InputError(mask_paths[num], "mask without its image slice")
+    for num in order:
+        if num not in mask_paths:
+            raise InputError(images[num], "image slice without its mask (expected "
+                             f"{images[num].stem}_mask{images[num].suffix})")
+    return Patient(folder.name, [images[n] for n in order], [mask_paths[n] for n in order])
 
 
 def patient_from_files(files: list[Path], patient_id: str) -> Patient:
@@ -96,20 +96,32 @@ def patient_from_files(files: list[Path], patient_id: str) -> Patient:
     return Patient(patient_id, [Path(f) for f in files], None)
 
 
-def find_patients(root: str | Path, require_masks: bool = True) -> list[Patient]:
+def find_patients(root: str | Path, masks: str = "required", problems: list[InputError] | None = None) -> list[Patient]:
     """All patient folders under ``root`` (the ``kaggle_3m`` folder or its parent), sorted by id.
 
+    Args:
+        root: dataset folder.
+        masks: see :func:`scan_patient_folder`.
+        problems: if given, an incomplete patient folder is appended here and skipped (batch
+            runs go on); otherwise its error is raised.
+
     Raises:
-        InputError: ``root`` is missing or holds no patient folder, or a patient folder is
-            incomplete (see :func:`scan_patient_folder`).
+        InputError: ``root`` is missing or holds no usable patient folder, or (without
+            ``problems``) a patient folder is incomplete.
     """
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "no such folder")
     if (root / "kaggle_3m").is_dir():
         root = root / "kaggle_3m"
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p))
-    patients = [scan_patient_folder(f, require_masks) for f in folders if _has_slices(f)]
+    patients = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _visible(p) and _has_slices(p)):
+        try:
+            patients.append(scan_patient_folder(folder, masks))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
     if not patients:
         raise InputError(root, "no patient folders with image slices found")
     return patients

@@ -8,12 +8,11 @@ patients (an institution with one or two patients can only reach some subsets).
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import InputError
 
 SUBSETS = ("train", "val", "test")
@@ -80,12 +79,7 @@ def save_split(split: dict[str, list[str]], path: str | Path, overwrite: bool = 
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError(path, "already exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(split, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(split, indent=2) + "\n")
 
 
 def load_split(path: str | Path) -> dict[str, list[str]]:

@@ -146,7 +146,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             seen += len(index)
             bar.update(task, advance=len(index), description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
         bar.remove_task(task)

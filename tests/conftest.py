@@ -1,0 +1,48 @@
+"""Shared fixtures: real LGG patients unpacked from ../shared/lgg into a cache folder.
+
+The cache is ``$GLIOMASEG_TEST_CACHE`` or ``<repo>/cache`` (git-ignored); unpacking is
+idempotent, so later runs reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("GLIOMASEG_SHARED", REPO.parent / "shared"))
+CACHE = Path(os.environ.get("GLIOMASEG_TEST_CACHE", REPO / "cache"))
+SPLIT = json.loads((REPO / "splits" / "lgg.json").read_text())
+
+# Few, small patients keep the suite fast: 3 of the test split for the bundled model's floor,
+# 3 of the train split for the short training run, 1 of the val split to validate on.
+TEST_PATIENTS = SPLIT["test"][:3]
+TRAIN_PATIENTS = SPLIT["train"][:3]
+VAL_PATIENTS = SPLIT["val"][:1]
+
+
+def unpack_lgg(patients: list[str]) -> Path:
+    """Unpack ``patients`` from ../shared/lgg into the cache; return the ``kaggle_3m`` folder."""
+    unpack = SHARED / "lgg" / "unpack"
+    if not unpack.exists():
+        pytest.fail(f"{unpack} is missing: the tests read real data from ../shared/lgg")
+    out = subprocess.run([sys.executable, str(unpack), str(CACHE / "lgg"), *patients],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def lgg_root() -> Path:
+    """``kaggle_3m`` folder holding the test, train and val patients named above."""
+    return unpack_lgg(TEST_PATIENTS + TRAIN_PATIENTS + VAL_PATIENTS)
+
+
+@pytest.fixture(scope="session")
+def patient_dir(lgg_root: Path) -> Path:
+    """One real patient folder (the first test-split patient)."""
+    return lgg_root / TEST_PATIENTS[0]
