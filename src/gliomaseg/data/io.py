@@ -36,8 +36,7 @@ def _decode(path: Path) -> np.ndarray:
             return np.asarray(img)
     except (tifffile.TiffFileError, UnidentifiedImageError) as exc:
         raise InputError(path, f"not a readable {suffix[1:].upper()} image ({exc})") from None
-    except (OSError, ValueError, SyntaxError, KeyError, IndexError, RuntimeError) as exc:
-        # tifffile and Pillow raise these on truncated or corrupt data
+    except Exception as exc:  # noqa: BLE001  corrupt headers make the decoders fail in many ways
         raise InputError(path, f"corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
 
 
@@ -66,8 +65,8 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
     array = _drop_alpha(_decode(path))
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3:
-        raise InputError(path, f"expected a 2D image, got an array of shape {array.shape}")
+    if array.ndim != 3 or 0 in array.shape:
+        raise InputError(path, f"expected a non-empty 2D image, got an array of shape {array.shape}")
     if channels == 1 and array.shape[-1] == 3 and np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]):
         array = array[..., :1]
     if array.shape[-1] != channels:
@@ -87,8 +86,8 @@ def read_mask(path: str | Path) -> np.ndarray:
         if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
             raise InputError(path, f"a mask must have one channel, got {array.shape[-1]} different ones")
         array = array[..., 0]
-    if array.ndim != 2:
-        raise InputError(path, f"expected a 2D mask, got an array of shape {array.shape}")
+    if array.ndim != 2 or 0 in array.shape:
+        raise InputError(path, f"expected a non-empty 2D mask, got an array of shape {array.shape}")
     return array > 0
 
 

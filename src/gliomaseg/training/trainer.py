@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.progress import Progress
+from rich.progress import Progress, track
 from torch.utils.tensorboard import SummaryWriter
 
 from ..config import Config, save_config
@@ -229,8 +229,10 @@ def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, re
     if missing:
         raise InputError(data, f"{len(missing)} patient(s) of the split are missing, e.g. {missing[0]}")
     channels = config.model.in_channels
-    train_patients = [load_patient(by_id[pid], channels) for pid in split["train"]]
-    val_patients = [load_patient(by_id[pid], channels) for pid in split["val"]]
+    wanted = split["train"] + split["val"]
+    loaded = {pid: load_patient(by_id[pid], channels) for pid in track(wanted, description="loading patients", transient=True)}
+    train_patients = [loaded[pid] for pid in split["train"]]
+    val_patients = [loaded[pid] for pid in split["val"]]
     trainer = Trainer(config, train_patients, val_patients, out)
     if resume:
         trainer.resume()

@@ -1,0 +1,127 @@
+"""Throughput and accuracy of the LGG pipeline on this machine, side by side in one run.
+
+Prints: the machine; training throughput (slices/s) of the reference U-Net (Buda et al. 2019,
+configs/unet_buda.yaml) and of the default network (configs/lgg_unet16.yaml), each on real
+augmented training slices with its own preprocessing; inference throughput of the bundled
+model, batched and one slice at a time; the end-to-end time of ``segment`` on one patient; and
+the bundled model's per-patient Dice on the test split.
+
+    python benchmarks/benchmark.py --data cache/lgg/kaggle_3m [--steps 8] [--skip-dice]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gliomaseg.config import load_config
+from gliomaseg.data.augment import augment_batch
+from gliomaseg.data.kaggle3m import find_patients, load_patient
+from gliomaseg.data.preprocessing import to_network
+from gliomaseg.evaluation import evaluate_patients
+from gliomaseg.inference.predictor import Predictor
+from gliomaseg.losses import create_loss
+from gliomaseg.models.registry import create_model
+from gliomaseg.runtime import autocast, bf16_supported, memory_format, set_threads
+from gliomaseg.training.data import SliceBank
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+            f"bf16 {'yes' if bf16_supported() else 'no'}")
+
+
+def training_throughput(config_path: Path, patients, steps: int) -> float:
+    """Slices/s of full training steps (augment, forward, loss, backward, Adam) after one warm-up."""
+    config = load_config(config_path)
+    bank = SliceBank.from_patients(patients, config.data)
+    model = create_model(config.model).to(memory_format=memory_format(config.train.channels_last)).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    loss_fn = create_loss(config.train.loss)
+    generator = torch.Generator().manual_seed(0)
+    batch = config.train.batch_size
+    seen, started = 0, None
+    for step in range(steps + 1):
+        if step == 1:
+            started = time.perf_counter()
+        index = bank.sample(batch, config.train.tumor_fraction, generator)
+        images, masks = augment_batch(bank.images[index], bank.masks[index], config.augment, generator)
+        with autocast(config.train.bf16):
+            logits = model(images.contiguous(memory_format=memory_format(config.train.channels_last)))
+        loss = loss_fn(logits.float(), masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        seen += batch if step else 0
+    return seen / (time.perf_counter() - started)
+
+
+def inference_throughput(predictor: Predictor, images, batch_size: int) -> float:
+    """Slices/s of ``Predictor.probabilities`` on one patient with the given batch size."""
+    predictor.config.inference.batch_size = batch_size
+    predictor.probabilities(images[:2])  # warm-up
+    started = time.perf_counter()
+    if batch_size == 1:
+        for s in range(len(images)):
+            predictor.probabilities(images[s:s + 1])
+    else:
+        predictor.probabilities(images)
+    return len(images) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="kaggle_3m folder with all 90 shared patients")
+    parser.add_argument("--split", type=Path, default=REPO / "splits" / "lgg.json")
+    parser.add_argument("--steps", type=int, default=8, help="timed training steps per network")
+    parser.add_argument("--skip-dice", action="store_true", help="skip the test-split evaluation")
+    args = parser.parse_args()
+    set_threads(0)
+    split = json.loads(args.split.read_text())
+    by_id = {p.id: p for p in find_patients(args.data)}
+    print(f"machine: {machine()}")
+
+    train_patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
+    print("\ntraining throughput (slices/s, batch 16, augmentation + forward + backward + Adam)")
+    for name in ("unet_buda.yaml", "lgg_unet16.yaml"):
+        rate = training_throughput(REPO / "configs" / name, train_patients, args.steps)
+        print(f"  {name:18s} {rate:7.1f}")
+
+    predictor = Predictor.from_path(None)
+    patient = load_patient(by_id[max(split["test"], key=lambda pid: len(by_id[pid].image_files))])
+    print(f"\ninference throughput, bundled model, patient {patient.id} ({len(patient.image_files)} slices)")
+    for batch_size in (32, 1):
+        rate = inference_throughput(predictor, patient.images, batch_size)
+        print(f"  batch {batch_size:2d}: {rate:7.1f} slices/s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient.image_files[0].parent), "--out", tmp]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+    print(f"  `gliomaseg segment` on that patient, end to end (new process, model load, PNG writing): {seconds:.2f} s")
+
+    if not args.skip_dice:
+        predictor.config.inference.batch_size = 32
+        test = [by_id[pid] for pid in split["test"]]
+        evaluation = evaluate_patients(predictor, test)
+        dice = evaluation.summary()["per_patient"]["dice"]
+        print(f"\nbundled model, test split ({dice['n']} patients): per-patient Dice mean {dice['mean']:.4f}, median {dice['median']:.4f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Losses against the formulas of the losses.py docstring, computed by hand in torch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gliomaseg.errors import ConfigError
+from gliomaseg.losses import create_loss
+
+EPS = 1e-5  # smoothing in numerator and denominator
+
+
+def hand_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - (2 sum(p g) + eps) / (sum(p) + sum(g) + eps), sums over the whole batch."""
+    p = torch.sigmoid(logits.double())
+    g = target.double()
+    return 1 - (2 * (p * g).sum() + EPS) / (p.sum() + g.sum() + EPS)
+
+
+def hand_bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy on logits plus the Dice loss, weight 1 each."""
+    bce = F.binary_cross_entropy_with_logits(logits.double(), target.double())
+    return bce + hand_dice_loss(logits, target)
+
+
+def _batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, 1, 6, 6) logits and {0, 1} targets; the second sample has no tumor."""
+    generator = torch.Generator().manual_seed(42)
+    logits = torch.randn(3, 1, 6, 6, generator=generator) * 3
+    target = torch.zeros(3, 1, 6, 6)
+    target[0, 0, 1:4, 2:5] = 1  # 9 tumor pixels
+    target[2, 0, 3:6, 0:2] = 1  # 6 tumor pixels
+    return logits, target
+
+
+def test_dice_loss_matches_formula():
+    """create_loss('dice') equals the batch-wise Dice loss with smoothing 1e-5."""
+    logits, target = _batch()
+    got = create_loss("dice")(logits, target)
+    assert got.ndim == 0
+    assert got.item() == pytest.approx(hand_dice_loss(logits, target).item(), rel=1e-5)
+
+
+def test_dice_loss_is_batch_wise_not_per_sample():
+    """The Dice loss pools the batch; the mean of per-sample losses (empty sample included) differs."""
+    logits, target = _batch()
+    got = create_loss("dice")(logits, target).item()
+    per_sample = torch.stack([hand_dice_loss(logits[i:i + 1], target[i:i + 1]) for i in range(3)]).mean().item()
+    assert abs(got - per_sample) > 1e-3
+
+
+def test_bce_dice_loss_matches_formula():
+    """create_loss('bce_dice') equals mean BCE with logits plus the batch-wise Dice loss."""
+    logits, target = _batch()
+    got = create_loss("bce_dice")(logits, target)
+    assert got.ndim == 0
+    assert got.item() == pytest.approx(hand_bce_dice_loss(logits, target).item(), rel=1e-5)
+    # both terms matter: the total is neither term alone
+    assert got.item() > hand_dice_loss(logits, target).item() + 1e-3
+
+
+def test_hand_made_logits_exact_values():
+    """A tiny batch with round logits gives the hand-computed Dice and BCE + Dice values."""
+    logits = torch.tensor([[[[0.0, 2.0], [-2.0, 0.0]]], [[[4.0, -4.0], [0.0, 0.0]]]])
+    target = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]], [[[1.0, 0.0], [0.0, 1.0]]]])
+    s = lambda x: 1 / (1 + torch.exp(-torch.tensor(x, dtype=torch.float64)))  # noqa: E731
+    p = [s(0.0), s(2.0), s(-2.0), s(0.0), s(4.0), s(-4.0), s(0.0), s(0.0)]
+    g = [1, 1, 0, 0, 1, 0, 0, 1]
+    intersection = sum(pi * gi for pi, gi in zip(p, g))
+    dice = 1 - (2 * intersection + EPS) / (sum(p) + sum(g) + EPS)
+    bce = -sum(gi * torch.log(pi) + (1 - gi) * torch.log(1 - pi) for pi, gi in zip(p, g)) / len(p)
+    assert create_loss("dice")(logits, target).item() == pytest.approx(dice.item(), rel=1e-5)
+    assert create_loss("bce_dice")(logits, target).item() == pytest.approx((bce + dice).item(), rel=1e-5)
+
+
+def test_empty_batch_is_finite():
+    """A batch without any tumor gives a finite Dice loss near 1 (smoothing keeps 0/0 away) and finite gradients."""
+    logits = torch.full((2, 1, 4, 4), -3.0, requires_grad=True)
+    target = torch.zeros(2, 1, 4, 4)
+    for name in ("dice", "bce_dice"):
+        loss = create_loss(name)(logits, target)
+        assert torch.isfinite(loss)
+        assert loss.item() == pytest.approx(
+            (hand_dice_loss(logits, target) if name == "dice" else hand_bce_dice_loss(logits, target)).item(), rel=1e-5)
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert torch.isfinite(grad).all()
+
+
+def test_unknown_loss_raises_config_error():
+    """An unknown loss name raises ConfigError naming it."""
+    with pytest.raises(ConfigError, match="focal_tversky"):
+        create_loss("focal_tversky")

@@ -1,0 +1,74 @@
+"""A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import TRAIN_PATIENTS, VAL_PATIENTS
+from gliomaseg.config import Config
+from gliomaseg.models.weights import load_model, load_state
+from gliomaseg.training.trainer import train
+
+
+def tiny_config() -> Config:
+    """A network and recipe small enough for a few CPU seconds per epoch."""
+    config = Config.from_dict({
+        "model": {"width": 8},
+        "data": {"image_size": 96, "crop_to_brain": True},
+        "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": 96, "max_epochs": 4, "tumor_fraction": 0.6},
+        "inference": {"postprocess": "largest"},
+    })
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(lgg_root, tmp_path_factory):
+    """Train 4 epochs, then resume to 6."""
+    out = tmp_path_factory.mktemp("run")
+    split = {"train": TRAIN_PATIENTS, "val": VAL_PATIENTS, "test": []}
+    config = tiny_config()
+    first = train(lgg_root, split, config, out)
+    state_after_first = load_state(out / "state.safetensors")
+    config.train.max_epochs = 6
+    second = train(lgg_root, split, config, out, resume=True)
+    return out, first, second, state_after_first
+
+
+def test_loss_falls(run):
+    """Training loss of the last epoch is clearly below the first epoch's."""
+    out, _, second, _ = run
+    losses = [row["train_loss"] for row in second.history]
+    assert len(losses) == 6
+    assert losses[-1] < 0.9 * losses[0], losses
+
+
+def test_checkpoints_and_logs_written(run):
+    """best/last weights, state, resolved config, CSV and TensorBoard logs exist and load."""
+    out, first, _, _ = run
+    for name in ("best.safetensors", "last.safetensors", "state.safetensors", "config.yaml", "metrics.csv"):
+        assert (out / name).is_file(), name
+    assert any((out / "tensorboard").iterdir())
+    model, config = load_model(out / "best.safetensors")
+    assert config.model.width == 8
+    assert first.best_dice >= 0
+    with (out / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 7))
+
+
+def test_resume_continues_from_last_checkpoint(run):
+    """The resumed run starts at epoch 5 with the saved optimizer moments, not from scratch."""
+    out, first, second, (tensors, info) = run
+    assert first.epoch == 4 and second.epoch == 6
+    assert info["progress"]["epoch"] == 4
+    assert second.minutes > first.minutes
+    # Adam's step count went on from where it stopped: 4 epochs x 12 steps, then 2 more epochs.
+    steps_first = float(tensors["optimizer.0.step"])
+    steps_second = float(load_state(out / "state.safetensors")[0]["optimizer.0.step"])
+    assert steps_first == 4 * 12 and steps_second == 6 * 12
+    last = load_file(str(out / "last.safetensors"))
+    assert all(torch.isfinite(v.float()).all() for v in last.values())
