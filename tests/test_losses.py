@@ -90,5 +90,65 @@ def test_empty_batch_is_finite():
 
 def test_unknown_loss_raises_config_error():
     """An unknown loss name raises ConfigError naming it."""
-    with pytest.raises(ConfigError, match="focal_tversky"):
-        create_loss("focal_tversky")
+    with pytest.raises(ConfigError, match="hinge"):
+        create_loss("hinge")
+
+
+def hand_focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of -(1 - p_t)^2 log(p_t), p_t the probability of the true class."""
+    p = torch.sigmoid(logits.double())
+    g = target.double()
+    p_t = g * p + (1 - g) * (1 - p)
+    return (-(1 - p_t) ** 2 * torch.log(p_t)).mean()
+
+
+def hand_tversky_index(p: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """(TP + eps) / (TP + 0.7 FN + 0.3 FP + eps) with soft counts summed over all of p and g."""
+    tp, fn, fp = (p * g).sum(), ((1 - p) * g).sum(), (p * (1 - g)).sum()
+    return (tp + EPS) / (tp + 0.7 * fn + 0.3 * fp + EPS)
+
+
+def test_bce_loss_matches_formula():
+    """create_loss('bce') equals the mean binary cross-entropy written out."""
+    logits, target = _batch()
+    p, g = torch.sigmoid(logits.double()), target.double()
+    hand = -(g * torch.log(p) + (1 - g) * torch.log(1 - p)).mean()
+    assert create_loss("bce")(logits, target).item() == pytest.approx(hand.item(), rel=1e-5)
+
+
+def test_focal_loss_matches_formula():
+    """create_loss('focal') equals the gamma-2 focal loss averaged over pixels."""
+    logits, target = _batch()
+    assert create_loss("focal")(logits, target).item() == pytest.approx(hand_focal_loss(logits, target).item(), rel=1e-4)
+
+
+def test_dice_focal_weights_each_term_by_half():
+    """create_loss('dice_focal') = 0.5 Dice + 0.5 focal (alpha weighs the Dice term)."""
+    logits, target = _batch()
+    hand = 0.5 * hand_dice_loss(logits, target) + 0.5 * hand_focal_loss(logits, target)
+    assert create_loss("dice_focal")(logits, target).item() == pytest.approx(hand.item(), rel=1e-4)
+
+
+def test_tversky_weighs_false_negatives_more():
+    """create_loss('tversky') = 1 - TI(0.7 FN, 0.3 FP) over the batch; missing tumor costs more than extra."""
+    logits, target = _batch()
+    p = torch.sigmoid(logits.double())
+    hand = 1 - hand_tversky_index(p, target.double())
+    loss = create_loss("tversky")
+    assert loss(logits, target).item() == pytest.approx(hand.item(), rel=1e-5)
+    truth = torch.zeros(1, 1, 4, 4)
+    truth[..., :2, :2] = 1
+    missed = torch.where(truth > 0, -20.0, -20.0)  # predicts nothing: 4 FN
+    extra = torch.where(truth > 0, 20.0, -20.0)
+    extra[..., 2:, 2:] = 20.0  # predicts all tumor plus 4 FP
+    assert loss(missed, truth).item() > loss(extra, truth).item()
+
+
+def test_focal_tversky_is_per_sample_then_mean():
+    """create_loss('focal_tversky') = mean over samples of (1 - TI_sample)^0.75."""
+    logits, target = _batch()
+    p, g = torch.sigmoid(logits.double()), target.double()
+    hand = torch.stack([(1 - hand_tversky_index(p[i], g[i])) ** 0.75 for i in range(len(p))]).mean()
+    assert create_loss("focal_tversky")(logits, target).item() == pytest.approx(hand.item(), rel=1e-5)
+    pooled = (1 - hand_tversky_index(p, g)) ** 0.75
+    assert abs(hand.item() - pooled.item()) > 1e-3

@@ -21,6 +21,26 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 
 ModelOption = typer.Option(None, "--model", "-m", help="Run folder or .safetensors weights; default: the bundled model.")
+PostprocessOption = typer.Option(None, "--postprocess", help="Override the model's post-processing: none or largest.")
+TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation: none or flip.")
+
+
+def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str]):
+    """The predictor for ``--model``, with the inference options the user overrode."""
+    from .config import ConfigError
+    from .inference.postprocess import POSTPROCESS
+    from .inference.predictor import TTA_FLIPS, Predictor
+
+    if postprocess is not None and postprocess not in POSTPROCESS:
+        raise ConfigError(f"--postprocess {postprocess}: choose one of {', '.join(POSTPROCESS)}")
+    if tta is not None and tta not in TTA_FLIPS:
+        raise ConfigError(f"--tta {tta}: choose one of {', '.join(TTA_FLIPS)}")
+    predictor = Predictor.from_path(model)
+    if postprocess is not None:
+        predictor.config.inference.postprocess = postprocess
+    if tta is not None:
+        predictor.config.inference.tta = tta
+    return predictor
 
 
 def reports_errors(command: Callable) -> Callable:
@@ -82,9 +102,9 @@ def train(
 
     config = load_config(config_file)
     split_ids = load_split(split_file)
-    started = (out / "last.safetensors").exists()
+    started = (out / "state.safetensors").exists()
     if resume and not started:
-        raise InputError(out, "nothing to resume: no last.safetensors")
+        raise InputError(out, "nothing to resume: no state.safetensors")
     if started and not resume:
         if not overwrite:
             raise InputError(out, "already holds a run; pass --resume to continue it or --overwrite to start afresh")
@@ -113,19 +133,17 @@ def evaluate(
     model: Optional[Path] = ModelOption,
     split_file: Optional[Path] = typer.Option(None, "--split", help="Split file; evaluate only --subset of it."),
     subset: str = typer.Option("test", help="Subset of --split to evaluate: train, val or test."),
-    postprocess: Optional[str] = typer.Option(None, help="Override the model's post-processing: none or largest."),
+    postprocess: Optional[str] = PostprocessOption,
+    tta: Optional[str] = TtaOption,
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
     pixel accuracy, Tversky index and HD95 (pixels). Exit 2 if some patients were skipped."""
     from .data.splits import load_split
     from .evaluation import Evaluation, evaluate_patients, select_patients, write_evaluation
-    from .inference.predictor import Predictor
     from .report import print_summary
 
-    predictor = Predictor.from_path(model)
-    if postprocess is not None:
-        predictor.config.inference.postprocess = postprocess
+    predictor = _load_predictor(model, postprocess, tta)
     evaluation = Evaluation()
     split_ids = load_split(split_file) if split_file else None
     patients = select_patients(data, split_ids, subset if split_file else None, evaluation.problems)
@@ -145,14 +163,15 @@ def segment(
     inputs: list[Path] = typer.Argument(..., help="Slice files (TIFF, PNG, JPEG) and/or patient folders."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for masks, overlays and results.jsonl."),
     model: Optional[Path] = ModelOption,
+    postprocess: Optional[str] = PostprocessOption,
+    tta: Optional[str] = TtaOption,
     overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
 ) -> None:
     """Segment slices or patient folders: mask and overlay PNGs, results.jsonl. Exit 2 if some
     inputs were skipped."""
-    from .inference.predictor import Predictor
     from .segmentation import RESULTS, segment as run_segment
 
-    run = run_segment(inputs, out, Predictor.from_path(model), overwrite)
+    run = run_segment(inputs, out, _load_predictor(model, postprocess, tta), overwrite)
     slices = sum(r["type"] == "slice" for r in run.records)
     print(f"{slices} slice(s) segmented -> {out / RESULTS}")
     _report_problems(run.problems)

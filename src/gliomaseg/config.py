@@ -81,6 +81,7 @@ class InferenceConfig:
 
     threshold: float = 0.5
     postprocess: str = "none"  # "none" | "largest" (largest 3D connected component)
+    tta: str = "none"  # "none" | "flip" (mean over the 4 mirrorings of the two in-plane axes)
     batch_size: int = 32
 
 

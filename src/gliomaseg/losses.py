@@ -1,32 +1,83 @@
-"""Segmentation losses, selected by name in the config (``train.loss``).
+"""Segmentation losses for binary masks, selected by name in the config (``train.loss``).
 
-Dice and BCE + Dice are MONAI's (``monai.losses.DiceLoss`` and ``DiceCELoss`` with
-``sigmoid=True``); the tests check them against the formulas. Dice is computed over the whole
-batch (``batch=True``), so slices without tumor do not produce 0/0 terms:
+Every loss takes ``(logits, target)``, both ``(B, 1, H, W)`` float32 with target in {0, 1}, and
+returns a scalar. ``p = sigmoid(logits)``, ``g = target``; sums run over the whole batch
+(``batch=True``) unless stated, so slices without tumor never give 0/0 terms; ``eps = 1e-5``
+(MONAI's smoothing) in numerator and denominator.
 
-    Dice loss = 1 - (2 * sum(p * g) + eps) / (sum(p) + sum(g) + eps)
-
-and BCE + Dice = mean binary cross-entropy + Dice loss, each with weight 1.
+- ``bce``: mean binary cross-entropy (``torch.nn.BCEWithLogitsLoss``).
+- ``dice``: ``1 - (2 sum(p g) + eps) / (sum(p) + sum(g) + eps)`` (MONAI ``DiceLoss``).
+- ``bce_dice``: ``bce + dice``, weight 1 each (MONAI ``DiceCELoss``).
+- ``focal``: mean of ``-(1 - p_t)^2 log(p_t)``, gamma 2 (Lin et al. 2017; MONAI ``FocalLoss``).
+- ``dice_focal``: ``alpha * dice + (1 - alpha) * focal`` with ``alpha = 0.5``; here alpha weighs
+  the Dice term (MONAI ``DiceFocalLoss`` with ``lambda_dice = alpha``, ``lambda_focal = 1 - alpha``).
+- ``tversky``: ``1 - TI``, ``TI = (sum(p g) + eps) / (sum(p g) + 0.7 sum((1 - p) g) + 0.3 sum(p (1 - g)) + eps)``:
+  0.7 on false negatives, 0.3 on false positives (Salehi et al. 2017). MONAI's ``TverskyLoss``
+  names these the other way round (its alpha weighs false positives), hence alpha=0.3, beta=0.7.
+- ``focal_tversky``: ``mean over samples of (1 - TI_sample)^0.75``, TI computed per sample
+  before averaging (Abraham and Khan 2019, "A novel focal Tversky loss function", ISBI; their
+  gamma = 4/3 gives the exponent 1/gamma = 0.75). MONAI has no such loss; this is ours.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from monai.losses import DiceCELoss, DiceLoss
+import torch
+from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 from torch import nn
 
 from .errors import ConfigError
 
-# MONAI's defaults for the smoothing terms (1e-5) keep the loss finite on empty batches.
+EPS = 1e-5
+TVERSKY_FN_WEIGHT = 0.7
+TVERSKY_FP_WEIGHT = 0.3
+FOCAL_GAMMA = 2.0
+DICE_FOCAL_ALPHA = 0.5  # weight of the Dice term
+FOCAL_TVERSKY_EXPONENT = 0.75
+
+
+class FocalTverskyLoss(nn.Module):
+    """Focal Tversky loss (Abraham and Khan 2019), Tversky index per sample, then the mean.
+
+    Args:
+        fn_weight: weight of false negatives in the Tversky index (0.7).
+        fp_weight: weight of false positives (0.3).
+        exponent: focal exponent applied to ``1 - TI`` (0.75).
+
+    Shapes:
+        logits, target: ``(B, 1, H, W)``; returns a scalar.
+    """
+
+    def __init__(self, fn_weight: float = TVERSKY_FN_WEIGHT, fp_weight: float = TVERSKY_FP_WEIGHT,
+                 exponent: float = FOCAL_TVERSKY_EXPONENT):
+        super().__init__()
+        self.fn_weight, self.fp_weight, self.exponent = fn_weight, fp_weight, exponent
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(logits).flatten(1)
+        g = target.flatten(1)
+        tp = (p * g).sum(1)
+        fn = ((1 - p) * g).sum(1)
+        fp = (p * (1 - g)).sum(1)
+        tversky = (tp + EPS) / (tp + self.fn_weight * fn + self.fp_weight * fp + EPS)
+        return (1 - tversky).clamp(min=0).pow(self.exponent).mean()
+
+
 LOSSES: dict[str, Callable[[], nn.Module]] = {
+    "bce": nn.BCEWithLogitsLoss,
     "dice": lambda: DiceLoss(sigmoid=True, batch=True),
     "bce_dice": lambda: DiceCELoss(sigmoid=True, batch=True),
+    "focal": lambda: FocalLoss(gamma=FOCAL_GAMMA),
+    "dice_focal": lambda: DiceFocalLoss(sigmoid=True, batch=True, gamma=FOCAL_GAMMA,
+                                        lambda_dice=DICE_FOCAL_ALPHA, lambda_focal=1 - DICE_FOCAL_ALPHA),
+    "tversky": lambda: TverskyLoss(sigmoid=True, batch=True, alpha=TVERSKY_FP_WEIGHT, beta=TVERSKY_FN_WEIGHT),
+    "focal_tversky": FocalTverskyLoss,
 }
 
 
 def create_loss(name: str) -> nn.Module:
-    """Loss module taking ``(logits, target)``, both ``(B, 1, H, W)`` float32, target in {0, 1}.
+    """The loss called ``name`` (a key of :data:`LOSSES`).
 
     Raises:
         ConfigError: unknown name.

@@ -10,10 +10,18 @@ import torch
 from torch import nn
 
 from ..config import Config
+from ..errors import ConfigError
 from ..data.preprocessing import from_network, to_network
 from ..models.weights import load_model, resolve_weights
 from ..runtime import autocast, memory_format
 from .postprocess import postprocess
+
+
+# Mirrorings (tensor dims to flip) averaged by each test-time augmentation, as in nnU-Net.
+TTA_FLIPS: dict[str, list[tuple[int, ...]]] = {
+    "none": [()],
+    "flip": [(), (3,), (2,), (2, 3)],
+}
 
 
 @dataclass
@@ -63,9 +71,20 @@ class Predictor:
         outputs = []
         for start in range(0, network_input.images.shape[0], batch):
             chunk = network_input.images[start:start + batch].contiguous(memory_format=self.memory_format)
-            with autocast(self.config.train.bf16):
-                outputs.append(torch.sigmoid(self.model(chunk).float()))
+            outputs.append(self._forward(chunk))
         return from_network(torch.cat(outputs), network_input)
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Sigmoid probabilities ``(B, 1, N, N)``, averaged over mirrorings when TTA is on."""
+        flips = TTA_FLIPS.get(self.config.inference.tta)
+        if flips is None:
+            raise ConfigError(f"unknown test-time augmentation {self.config.inference.tta!r}; choose one of {', '.join(TTA_FLIPS)}")
+        total = torch.zeros(images.shape[0], 1, *images.shape[2:])
+        for dims in flips:
+            with autocast(self.config.train.bf16):
+                logits = self.model(images.flip(dims) if dims else images).float()
+            total += torch.sigmoid(logits.flip(dims) if dims else logits)
+        return total / len(flips)
 
     def predict(self, images: np.ndarray) -> Prediction:
         """Probabilities, then the mask: threshold and the configured post-processing."""

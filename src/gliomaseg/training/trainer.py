@@ -14,9 +14,9 @@ Files written to the run folder::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from .data import SliceBank
 CSV_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "lr", "minutes", "slices_per_s")
 
 
-@dataclass
+@dataclasses.dataclass
 class RunProgress:
     """What --resume restores besides weights and optimizer."""
 
@@ -47,7 +47,7 @@ class RunProgress:
     best_dice: float = -1.0
     epochs_since_best: int = 0
     minutes: float = 0.0  # training wall time summed over all sessions of the run
-    history: list[dict] = field(default_factory=list)
+    history: list[dict] = dataclasses.field(default_factory=list)
 
 
 def validate(predictor: Predictor, patients: list[Patient]) -> list[float]:
@@ -101,26 +101,24 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------
     def save(self) -> None:
+        """Write ``last.safetensors`` and, in one file so they always match, the weights with the
+        optimizer, scheduler, RNG and progress (``state.safetensors``)."""
         save_model(self.model, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
         tensors, rest = _optimizer_state(self.optimizer)
+        tensors.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
         tensors["rng"] = self.generator.get_state()
         tensors["torch_rng"] = torch.get_rng_state()
-        rest.update(scheduler=self.scheduler.state_dict(), progress=self.progress.__dict__)
+        rest.update(scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress))
         save_state(self.out / "state.safetensors", tensors, rest)
 
     def resume(self) -> None:
-        """Continue from ``last.safetensors`` and ``state.safetensors`` in the run folder.
+        """Continue from the run folder's ``state.safetensors``.
 
         Raises:
-            InputError: the run folder has no complete checkpoint.
+            InputError: the run folder has no usable training state.
         """
-        from safetensors.torch import load_file
-
-        last = self.out / "last.safetensors"
-        if not last.is_file():
-            raise InputError(self.out, "nothing to resume: no last.safetensors")
-        self.model.load_state_dict(load_file(str(last)))
         tensors, rest = load_state(self.out / "state.safetensors")
+        self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(self.optimizer, tensors, rest)
         self.generator.set_state(tensors["rng"])
         torch.set_rng_state(tensors["torch_rng"])
