@@ -6,7 +6,7 @@ augmented training slices with its own preprocessing; inference throughput of th
 model, batched and one slice at a time; the end-to-end time of ``segment`` on one patient; and
 the bundled model's per-patient Dice on the test split.
 
-    python benchmarks/benchmark.py --data cache/lgg/kaggle_3m [--steps 8] [--skip-dice]
+    python benchmarks/benchmark.py --data cache/lgg/kaggle_3m [--steps 8] [--skip-dice] [--sweep]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from gliomaseg.config import load_config
+from gliomaseg.config import Config, load_config
 from gliomaseg.data.augment import augment_batch
 from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.data.preprocessing import to_network
@@ -36,6 +36,7 @@ from gliomaseg.runtime import autocast, bf16_supported, memory_format, set_threa
 from gliomaseg.training.data import SliceBank
 
 REPO = Path(__file__).resolve().parents[1]
+SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
 
 
 def machine() -> str:
@@ -45,9 +46,8 @@ def machine() -> str:
             f"bf16 {'yes' if bf16_supported() else 'no'}")
 
 
-def training_throughput(config_path: Path, patients, steps: int) -> float:
+def training_throughput(config: Config, patients, steps: int) -> float:
     """Slices/s of full training steps (augment, forward, loss, backward, Adam) after one warm-up."""
-    config = load_config(config_path)
     bank = SliceBank.from_patients(patients, config.data)
     model = create_model(config.model).to(memory_format=memory_format(config.train.channels_last)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
@@ -89,6 +89,8 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=REPO / "splits" / "lgg.json")
     parser.add_argument("--steps", type=int, default=8, help="timed training steps per network")
     parser.add_argument("--skip-dice", action="store_true", help="skip the test-split evaluation")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also time the default recipe at other widths and input sizes (the choice of the default)")
     args = parser.parse_args()
     set_threads(0)
     split = json.loads(args.split.read_text())
@@ -98,8 +100,14 @@ def main() -> None:
     train_patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
     print("\ntraining throughput (slices/s, batch 16, augmentation + forward + backward + Adam)")
     for name in ("unet_buda.yaml", "lgg_unet16.yaml"):
-        rate = training_throughput(REPO / "configs" / name, train_patients, args.steps)
+        rate = training_throughput(load_config(REPO / "configs" / name), train_patients, args.steps)
         print(f"  {name:18s} {rate:7.1f}")
+    if args.sweep:
+        for width, size in SWEEP:
+            config = load_config(REPO / "configs" / "lgg_unet16.yaml")
+            config.model.width, config.data.image_size = width, size
+            rate = training_throughput(config, train_patients, args.steps)
+            print(f"  lgg_unet16.yaml with width {width}, input {size}x{size}: {rate:7.1f}")
 
     predictor = Predictor.from_path(None)
     patient = load_patient(by_id[max(split["test"], key=lambda pid: len(by_id[pid].image_files))])

@@ -25,7 +25,7 @@ PostprocessOption = typer.Option(None, "--postprocess", help="Override the model
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation: none or flip.")
 
 
-def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str]):
+def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
     """The predictor for ``--model``, with the inference options the user overrode."""
     from .config import ConfigError
     from .inference.postprocess import POSTPROCESS
@@ -35,7 +35,7 @@ def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Opti
         raise ConfigError(f"--postprocess {postprocess}: choose one of {', '.join(POSTPROCESS)}")
     if tta is not None and tta not in TTA_FLIPS:
         raise ConfigError(f"--tta {tta}: choose one of {', '.join(TTA_FLIPS)}")
-    predictor = Predictor.from_path(model)
+    predictor = Predictor.from_path(model, backend)
     if postprocess is not None:
         predictor.config.inference.postprocess = postprocess
     if tta is not None:
@@ -113,6 +113,45 @@ def train(
     print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation per-patient Dice {progress.best_dice:.4f}")
 
 
+@app.command()
+@reports_errors
+def export(
+    out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
+    model: Optional[Path] = ModelOption,
+    format: str = typer.Option("onnx", "--format", help="Export format; only onnx for now."),
+    int8: bool = typer.Option(False, "--int8", help="Static int8 quantization (ONNX Runtime), needs --calibration."),
+    calibration: Optional[Path] = typer.Option(None, help="kaggle_3m folder with calibration patients."),
+    split_file: Optional[Path] = typer.Option(None, "--split", help="Calibrate on this split's train subset only."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out file."),
+) -> None:
+    """Export a model to ONNX (dynamic batch axis, checked), optionally int8-quantized."""
+    import tempfile
+
+    from .data.kaggle3m import find_patients
+    from .data.splits import load_split
+    from .export import calibration_batches, export_onnx, quantize_int8
+
+    if format != "onnx":
+        raise InputError(out, f"unsupported export format {format!r}; only onnx")
+    if out.exists() and not overwrite:
+        raise InputError(out, "already exists; pass --overwrite to replace it")
+    if int8 and calibration is None:
+        raise InputError(out, "--int8 needs --calibration DATA (training-split patients)")
+    if not int8:
+        export_onnx(model, out)
+        print(f"{out}: fp32 ONNX")
+        return
+    patients = find_patients(calibration)
+    if split_file is not None:
+        train_ids = set(load_split(split_file)["train"])
+        patients = [p for p in patients if p.id in train_ids]
+    with tempfile.TemporaryDirectory() as work:
+        fp32 = Path(work) / "fp32.onnx"
+        config = export_onnx(model, fp32)
+        quantize_int8(fp32, out, calibration_batches(patients, config))
+    print(f"{out}: int8 ONNX, calibrated on {len(patients)} patients")
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())
 
@@ -135,6 +174,7 @@ def evaluate(
     subset: str = typer.Option("test", help="Subset of --split to evaluate: train, val or test."),
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[str] = TtaOption,
+    backend: str = typer.Option("torch", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`."),
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
@@ -143,7 +183,7 @@ def evaluate(
     from .evaluation import Evaluation, evaluate_patients, select_patients, write_evaluation
     from .report import print_summary
 
-    predictor = _load_predictor(model, postprocess, tta)
+    predictor = _load_predictor(model, postprocess, tta, backend)
     evaluation = Evaluation()
     split_ids = load_split(split_file) if split_file else None
     patients = select_patients(data, split_ids, subset if split_file else None, evaluation.problems)
@@ -165,13 +205,14 @@ def segment(
     model: Optional[Path] = ModelOption,
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[str] = TtaOption,
+    backend: str = typer.Option("torch", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`."),
     overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
 ) -> None:
     """Segment slices or patient folders: mask and overlay PNGs, results.jsonl. Exit 2 if some
     inputs were skipped."""
     from .segmentation import RESULTS, segment as run_segment
 
-    run = run_segment(inputs, out, _load_predictor(model, postprocess, tta), overwrite)
+    run = run_segment(inputs, out, _load_predictor(model, postprocess, tta, backend), overwrite)
     slices = sum(r["type"] == "slice" for r in run.records)
     print(f"{slices} slice(s) segmented -> {out / RESULTS}")
     _report_problems(run.problems)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..data.preprocessing import from_network, to_network
 from ..models.weights import load_model, resolve_weights
-from ..runtime import autocast, memory_format
+from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .postprocess import postprocess
 
 
@@ -41,22 +42,37 @@ class Predictor:
     """Applies a trained network to whole patients (or single slices).
 
     Args:
-        model: network returning logits ``(B, 1, N, N)``.
+        model: PyTorch network returning logits ``(B, 1, N, N)``, or a backend (a callable from
+            ``(B, C, N, N)`` float32 to logits, see :mod:`.backends`).
         config: the run config the network was trained with (preprocessing and inference).
     """
 
-    def __init__(self, model: nn.Module, config: Config):
+    def __init__(self, model: nn.Module | Callable[[torch.Tensor], torch.Tensor], config: Config):
         self.config = config
-        self.memory_format = memory_format(config.train.channels_last)
-        self.model = model.eval().to(memory_format=self.memory_format)
+        self.backend = TorchBackend(model, config) if isinstance(model, nn.Module) else model
 
     @classmethod
-    def from_path(cls, model: str | Path | None = None) -> "Predictor":
-        """Load from a weights file, a run folder, or the bundled model (``None``)."""
+    def from_path(cls, model: str | Path | None = None, backend: str = "torch") -> "Predictor":
+        """Load from a weights file, a run folder, the bundled model (``None``), or, with
+        ``backend="onnxruntime"``, an ``.onnx`` file from ``gliomaseg export``.
+
+        Raises:
+            InputError: missing or unreadable model, or a model that does not fit the backend.
+            ConfigError: unknown backend.
+        """
+        if backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        is_onnx = model is not None and Path(model).suffix.lower() == ".onnx"
+        if is_onnx != (backend == "onnxruntime"):
+            where = model if model is not None else "the bundled model"
+            raise InputError(where, "the onnxruntime backend needs an .onnx file (make one with `gliomaseg export`), "
+                             "and an .onnx file needs --backend onnxruntime")
+        if is_onnx:
+            onnx_backend = OnnxBackend(model)
+            return cls(onnx_backend, onnx_backend.config)
         network, config = load_model(resolve_weights(model))
         return cls(network, config)
 
-    @torch.inference_mode()
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Tumor probability per pixel.
 
@@ -68,10 +84,8 @@ class Predictor:
         """
         network_input = to_network(images, self.config.data)
         batch = self.config.inference.batch_size
-        outputs = []
-        for start in range(0, network_input.images.shape[0], batch):
-            chunk = network_input.images[start:start + batch].contiguous(memory_format=self.memory_format)
-            outputs.append(self._forward(chunk))
+        outputs = [self._forward(network_input.images[start:start + batch])
+                   for start in range(0, network_input.images.shape[0], batch)]
         return from_network(torch.cat(outputs), network_input)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -81,8 +95,7 @@ class Predictor:
             raise ConfigError(f"unknown test-time augmentation {self.config.inference.tta!r}; choose one of {', '.join(TTA_FLIPS)}")
         total = torch.zeros(images.shape[0], 1, *images.shape[2:])
         for dims in flips:
-            with autocast(self.config.train.bf16):
-                logits = self.model(images.flip(dims) if dims else images).float()
+            logits = self.backend(images.flip(dims) if dims else images)
             total += torch.sigmoid(logits.flip(dims) if dims else logits)
         return total / len(flips)
 

@@ -52,7 +52,6 @@ class RunProgress:
 
 def validate(predictor: Predictor, patients: list[Patient]) -> list[float]:
     """Dice of each validation patient, on its whole volume, on the original grid."""
-    predictor.model.eval()
     return [overlap_metrics(predictor.predict(p.images).mask, p.masks)["dice"] for p in patients]
 
 
@@ -169,6 +168,7 @@ class Trainer:
                     break
                 started = time.monotonic()
                 train_loss, seen = self._epoch(started + left, bar)
+                self.model.eval()
                 dices = validate(predictor, self.val)
                 elapsed = time.monotonic() - started
                 self._record(train_loss, dices, elapsed, seen, writer)

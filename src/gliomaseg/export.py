@@ -1,0 +1,96 @@
+"""``gliomaseg export``: ONNX export of a trained network, and int8 static quantization.
+
+The ONNX graph takes ``images`` ``(batch, C, N, N)`` float32 (preprocessed as in
+:mod:`gliomaseg.data.preprocessing`; ``N`` is the run's ``data.image_size``) and returns
+``logits`` ``(batch, 1, N, N)``; the batch axis is dynamic. The run config travels in the
+model's metadata (``gliomaseg.config``), so ``--backend onnxruntime`` preprocesses exactly as
+PyTorch does. Export uses ``torch.onnx.export`` and is checked with ``onnx.checker``; int8 uses
+ONNX Runtime's ``quantize_static`` (QDQ format, per-channel weights, MinMax calibration).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .atomic import atomic_path
+from .config import Config
+from .data.kaggle3m import Patient, load_patient
+from .data.preprocessing import to_network
+from .errors import InputError
+from .inference.backends import ONNX_CONFIG_KEY
+from .models.weights import load_model, resolve_weights
+
+OPSET = 18
+
+
+def export_onnx(model: str | Path | None, out: Path) -> Config:
+    """Export the network of ``model`` (run folder, weights file, or ``None`` for the bundled
+    model) to ``out`` as fp32 ONNX with a dynamic batch axis, checked by ``onnx.checker``.
+
+    Returns:
+        the run config stored in the file.
+    """
+    import onnx
+
+    network, config = load_model(resolve_weights(model))
+    size = config.data.image_size
+    example = torch.zeros(2, config.model.in_channels, size, size)
+    with atomic_path(out) as tmp:
+        torch.onnx.export(network.float().eval(), (example,), str(tmp), input_names=["images"], output_names=["logits"],
+                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
+                          dynamo=False)
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, {ONNX_CONFIG_KEY: json.dumps(config.to_dict())})
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
+    return config
+
+
+def calibration_batches(patients: list[Patient], config: Config, max_slices: int = 256, seed: int = 0) -> list[np.ndarray]:
+    """Preprocessed slices for int8 calibration: up to ``max_slices`` drawn evenly from the
+    patients (loaded here), as ``(16, C, N, N)`` float32 batches."""
+    rng = np.random.default_rng(seed)
+    slices = []
+    per_patient = max(1, max_slices // max(1, len(patients)))
+    for patient in patients:
+        images = to_network(load_patient(patient, config.model.in_channels).images, config.data).images.numpy()
+        patient.images = patient.masks = None
+        slices.extend(images[rng.choice(len(images), min(per_patient, len(images)), replace=False)])
+    stacked = np.stack(slices[:max_slices]).astype(np.float32)
+    return [stacked[i:i + 16] for i in range(0, len(stacked), 16)]
+
+
+def quantize_int8(fp32: Path, out: Path, batches: list[np.ndarray]) -> None:
+    """Static int8 quantization of an exported fp32 model, calibrated on ``batches``.
+
+    Raises:
+        InputError: no calibration data.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not batches:
+        raise InputError(out, "no calibration slices for int8 quantization")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter({"images": batch} for batch in batches)
+
+        def get_next(self):
+            return next(self.items, None)
+
+    metadata = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    with tempfile.TemporaryDirectory() as work, atomic_path(out) as tmp:
+        prepared = Path(work) / "prepared.onnx"  # shapes inferred and graph optimised, as ORT advises
+        quant_pre_process(str(fp32), str(prepared))
+        quantize_static(str(prepared), str(tmp), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(tmp))
+        onnx.helper.set_model_props(proto, metadata)
+        onnx.save(proto, str(tmp))
