@@ -1,0 +1,52 @@
+"""Post-processing on hand-made masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gliomaseg.errors import ConfigError
+from gliomaseg.inference.postprocess import postprocess
+
+
+def _two_blobs() -> np.ndarray:
+    """(4, 12, 12): a 3-slice ring enclosing a hole, and a separate 1-voxel speck."""
+    mask = np.zeros((4, 12, 12), bool)
+    mask[0:3, 2:7, 2:7] = True
+    mask[0:3, 4, 4] = False  # hole inside the ring on each slice
+    mask[3, 10, 10] = True  # speck, not touching the ring even diagonally
+    return mask
+
+
+def test_none_returns_mask_unchanged():
+    """'none' changes nothing."""
+    mask = _two_blobs()
+    assert np.array_equal(postprocess(mask, "none"), mask)
+
+
+def test_largest_keeps_largest_component_and_fills_holes():
+    """'largest' drops the speck and fills the enclosed hole, nothing else."""
+    out = postprocess(_two_blobs(), "largest")
+    expected = np.zeros((4, 12, 12), bool)
+    expected[0:3, 2:7, 2:7] = True
+    assert np.array_equal(out, expected)
+
+
+def test_largest_uses_3d_connectivity():
+    """Blobs touching only diagonally across slices are one 26-connected component."""
+    mask = np.zeros((2, 5, 5), bool)
+    mask[0, 1, 1] = True
+    mask[1, 2, 2] = True
+    assert np.array_equal(postprocess(mask, "largest"), mask)
+
+
+def test_empty_mask_stays_empty():
+    """An empty prediction stays empty."""
+    mask = np.zeros((3, 8, 8), bool)
+    assert not postprocess(mask, "largest").any()
+
+
+def test_unknown_method_raises():
+    """An unknown method is a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="erode"):
+        postprocess(np.zeros((1, 2, 2), bool), "erode")
