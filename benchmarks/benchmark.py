@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,23 +24,15 @@ import torch
 from gliomaseg.config import Config, load_config
 from gliomaseg.data.augment import augment_batch
 from gliomaseg.data.kaggle3m import find_patients, load_patient
-from gliomaseg.data.preprocessing import to_network
 from gliomaseg.evaluation import evaluate_patients
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.losses import create_loss
 from gliomaseg.models.registry import create_model
-from gliomaseg.runtime import autocast, bf16_supported, memory_format, set_threads
+from gliomaseg.runtime import autocast, describe_machine, memory_format, set_threads
 from gliomaseg.training.data import SliceBank
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-            f"bf16 {'yes' if bf16_supported() else 'no'}")
 
 
 def training_throughput(config: Config, patients, steps: int) -> float:
@@ -95,7 +84,7 @@ def main() -> None:
     set_threads(0)
     split = json.loads(args.split.read_text())
     by_id = {p.id: p for p in find_patients(args.data)}
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
 
     train_patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
     print("\ntraining throughput (slices/s, batch 16, augmentation + forward + backward + Adam)")

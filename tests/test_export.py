@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
 
 from conftest import TEST_PATIENTS, TRAIN_PATIENTS
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder

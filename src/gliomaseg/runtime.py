@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+from pathlib import Path
 
 import torch
 
@@ -31,3 +33,12 @@ def autocast(enabled: bool) -> contextlib.AbstractContextManager:
 def memory_format(channels_last: bool) -> torch.memory_format:
     """``torch.channels_last`` (faster convolutions with oneDNN on the CPU) or the default."""
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def describe_machine() -> str:
+    """One line naming the CPU, core count, torch version and threads, and bf16 support."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    cpu = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
+    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+            f"bf16 {'yes' if bf16_supported() else 'no'}")

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..data.preprocessing import from_network, to_network
 from ..models.weights import load_model, resolve_weights
 from .backends import BACKENDS, OnnxBackend, TorchBackend
