@@ -54,7 +54,7 @@ def test_round_trip_of_non_default_values():
     config.augment.scale = (0.8, 1.25)
     config.train.loss = "dice"
     config.train.lr = 3e-4
-    config.inference.postprocess = "largest"
+    config.inference.postprocess = "largest-3d"
     raw = config.to_dict()
     assert raw["augment"]["scale"] == [0.8, 1.25]  # plain lists for YAML/JSON
     back = Config.from_dict(raw)

@@ -21,20 +21,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 console = Console(stderr=True)
 
 ModelOption = typer.Option(None, "--model", "-m", help="Run folder or .safetensors weights; default: the bundled model.")
-PostprocessOption = typer.Option(None, "--postprocess", help="Override the model's post-processing: none or largest.")
-TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation: none or flip.")
+PostprocessOption = typer.Option(None, "--postprocess", help="Override the model's post-processing: none, largest-3d or min-size:N (voxels).")
+TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation: none, flip or flip+rot90.")
 
 
 def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
     """The predictor for ``--model``, with the inference options the user overrode."""
     from .config import ConfigError
-    from .inference.postprocess import POSTPROCESS
-    from .inference.predictor import TTA_FLIPS, Predictor
+    from .inference.postprocess import validate_postprocess
+    from .inference.predictor import TTA_TRANSFORMS, Predictor
 
-    if postprocess is not None and postprocess not in POSTPROCESS:
-        raise ConfigError(f"--postprocess {postprocess}: choose one of {', '.join(POSTPROCESS)}")
-    if tta is not None and tta not in TTA_FLIPS:
-        raise ConfigError(f"--tta {tta}: choose one of {', '.join(TTA_FLIPS)}")
+    if postprocess is not None:
+        validate_postprocess(postprocess)
+    if tta is not None and tta not in TTA_TRANSFORMS:
+        raise ConfigError(f"--tta {tta}: choose one of {', '.join(TTA_TRANSFORMS)}")
     predictor = Predictor.from_path(model, backend)
     if postprocess is not None:
         predictor.config.inference.postprocess = postprocess

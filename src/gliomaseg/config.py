@@ -80,8 +80,8 @@ class InferenceConfig:
     """Thresholding and post-processing of predicted probabilities."""
 
     threshold: float = 0.5
-    postprocess: str = "none"  # "none" | "largest" (largest 3D connected component)
-    tta: str = "none"  # "none" | "flip" (mean over the 4 mirrorings of the two in-plane axes)
+    postprocess: str = "none"  # "none" | "largest-3d" | "min-size:N" (see inference.postprocess)
+    tta: str = "none"  # "none" | "flip" | "flip+rot90" (see inference.predictor.TTA_TRANSFORMS)
     batch_size: int = 32
 
 

@@ -26,7 +26,7 @@ def test_none_returns_mask_unchanged():
 
 def test_largest_keeps_largest_component_and_fills_holes():
     """'largest' drops the speck and fills the enclosed hole, nothing else."""
-    out = postprocess(_two_blobs(), "largest")
+    out = postprocess(_two_blobs(), "largest-3d")
     expected = np.zeros((4, 12, 12), bool)
     expected[0:3, 2:7, 2:7] = True
     assert np.array_equal(out, expected)
@@ -37,16 +37,31 @@ def test_largest_uses_3d_connectivity():
     mask = np.zeros((2, 5, 5), bool)
     mask[0, 1, 1] = True
     mask[1, 2, 2] = True
-    assert np.array_equal(postprocess(mask, "largest"), mask)
+    assert np.array_equal(postprocess(mask, "largest-3d"), mask)
 
 
 def test_empty_mask_stays_empty():
     """An empty prediction stays empty."""
     mask = np.zeros((3, 8, 8), bool)
-    assert not postprocess(mask, "largest").any()
+    assert not postprocess(mask, "largest-3d").any()
 
 
 def test_unknown_method_raises():
     """An unknown method is a ConfigError naming it."""
     with pytest.raises(ConfigError, match="erode"):
         postprocess(np.zeros((1, 2, 2), bool), "erode")
+
+
+def test_min_size_drops_only_small_components():
+    """'min-size:2' drops the 1-voxel speck, keeps the ring (filled); 'min-size:1000' drops all."""
+    mask = _two_blobs()
+    expected = np.zeros((4, 12, 12), bool)
+    expected[0:3, 2:7, 2:7] = True
+    assert np.array_equal(postprocess(mask, "min-size:2"), expected)
+    assert not postprocess(mask, "min-size:1000").any()
+
+
+def test_min_size_needs_a_number():
+    """'min-size:big' is a ConfigError."""
+    with pytest.raises(ConfigError, match="whole number"):
+        postprocess(_two_blobs(), "min-size:big")

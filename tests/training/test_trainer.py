@@ -20,7 +20,7 @@ def tiny_config() -> Config:
         "model": {"width": 8},
         "data": {"image_size": 96, "crop_to_brain": True},
         "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": 96, "max_epochs": 4, "tumor_fraction": 0.6},
-        "inference": {"postprocess": "largest"},
+        "inference": {"postprocess": "largest-3d"},
     })
     return config
 

@@ -18,10 +18,13 @@ from .backends import BACKENDS, OnnxBackend, TorchBackend
 from .postprocess import postprocess
 
 
-# Mirrorings (tensor dims to flip) averaged by each test-time augmentation, as in nnU-Net.
-TTA_FLIPS: dict[str, list[tuple[int, ...]]] = {
-    "none": [()],
-    "flip": [(), (3,), (2,), (2, 3)],
+# Test-time augmentation: each transform is (quarter turns, mirror left-right), applied to the
+# input and undone on the output before the probabilities are averaged (nnU-Net style).
+# "flip" is the 4 mirrorings of the two in-plane axes, "flip+rot90" all 8 symmetries of the square.
+TTA_TRANSFORMS: dict[str, list[tuple[int, bool]]] = {
+    "none": [(0, False)],
+    "flip": [(0, False), (0, True), (2, True), (2, False)],
+    "flip+rot90": [(k, mirror) for k in range(4) for mirror in (False, True)],
 }
 
 
@@ -89,15 +92,17 @@ class Predictor:
         return from_network(torch.cat(outputs), network_input)
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Sigmoid probabilities ``(B, 1, N, N)``, averaged over mirrorings when TTA is on."""
-        flips = TTA_FLIPS.get(self.config.inference.tta)
-        if flips is None:
-            raise ConfigError(f"unknown test-time augmentation {self.config.inference.tta!r}; choose one of {', '.join(TTA_FLIPS)}")
+        """Sigmoid probabilities ``(B, 1, N, N)``, averaged over the TTA transforms."""
+        transforms = TTA_TRANSFORMS.get(self.config.inference.tta)
+        if transforms is None:
+            raise ConfigError(f"unknown test-time augmentation {self.config.inference.tta!r}; "
+                              f"choose one of {', '.join(TTA_TRANSFORMS)}")
         total = torch.zeros(images.shape[0], 1, *images.shape[2:])
-        for dims in flips:
-            logits = self.backend(images.flip(dims) if dims else images)
-            total += torch.sigmoid(logits.flip(dims) if dims else logits)
-        return total / len(flips)
+        for turns, mirror in transforms:
+            view = torch.rot90(images.flip(3) if mirror else images, turns, dims=(2, 3))
+            logits = torch.rot90(self.backend(view.contiguous()), -turns, dims=(2, 3))
+            total += torch.sigmoid(logits.flip(3) if mirror else logits)
+        return total / len(transforms)
 
     def predict(self, images: np.ndarray) -> Prediction:
         """Probabilities, then the mask: threshold and the configured post-processing."""
