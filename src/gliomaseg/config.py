@@ -51,6 +51,9 @@ class AugmentConfig:
     rotate_degrees: float = 15.0
     scale: tuple[float, float] = (0.9, 1.1)
     intensity: float = 0.1  # per-channel gain and bias drawn from +-intensity
+    # Probability that each of the pre- and post-contrast channels is replaced by FLAIR, as
+    # in the LGG patients whose missing sequences were filled with FLAIR copies.
+    flair_copy: float = 0.0
 
 
 @dataclass
