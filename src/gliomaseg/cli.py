@@ -7,7 +7,6 @@ Every user-facing error (:class:`~gliomaseg.errors.GliomasegError`) is printed a
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -151,9 +150,6 @@ def export(
         quantize_int8(fp32, out, calibration_batches(patients, config))
     print(f"{out}: int8 ONNX, calibrated on {len(patients)} patients")
 
-
-def main() -> None:  # pragma: no cover
-    sys.exit(app())
 
 
 def _report_problems(problems: list) -> None:

@@ -41,9 +41,10 @@ def export_onnx(model: str | Path | None, out: Path) -> Config:
     size = config.data.image_size
     example = torch.zeros(2, config.model.in_channels, size, size)
     with atomic_path(out) as tmp:
-        torch.onnx.export(network.float().eval(), (example,), str(tmp), input_names=["images"], output_names=["logits"],
-                          dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=OPSET,
-                          dynamo=False)
+        program = torch.onnx.export(network.float().eval(), (example,), input_names=["images"], output_names=["logits"],
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=OPSET,
+                                    dynamo=True, verbose=False)
+        program.save(str(tmp))
         proto = onnx.load(str(tmp))
         onnx.helper.set_model_props(proto, {ONNX_CONFIG_KEY: json.dumps(config.to_dict())})
         onnx.checker.check_model(proto, full_check=True)

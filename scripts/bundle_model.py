@@ -1,0 +1,40 @@
+"""Copy a run's best checkpoint into the package as the bundled LGG model.
+
+The inference settings (test-time augmentation, post-processing) are those chosen by the
+validation measurement in docs/MODEL_CARD.md and are written into the file's config, so
+``gliomaseg segment`` without options uses them.
+
+    python scripts/bundle_model.py runs/lgg_unet16_v2 --tta flip --postprocess largest-3d
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from gliomaseg.inference.postprocess import validate_postprocess
+from gliomaseg.models.weights import bundled_weights, load_model, read_metadata, resolve_weights, save_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", type=Path, help="run folder from `gliomaseg train`")
+    parser.add_argument("--tta", default="flip")
+    parser.add_argument("--postprocess", default="largest-3d")
+    args = parser.parse_args()
+    validate_postprocess(args.postprocess)
+    weights = resolve_weights(args.run)
+    model, config = load_model(weights)
+    config.inference.tta, config.inference.postprocess = args.tta, args.postprocess
+    with (args.run / "metrics.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    best = read_metadata(weights)
+    save_model(model, config, bundled_weights(), source_run=args.run.name, epoch=best["epoch"],
+               val_dice_mean=best["val_dice_mean"], training_minutes=float(history[-1]["minutes"]),
+               epochs_trained=len(history))
+    print(f"{bundled_weights()}: epoch {best['epoch']} of {len(history)}, val per-patient Dice {best['val_dice_mean']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
