@@ -72,6 +72,15 @@ def inference_throughput(predictor: Predictor, images, batch_size: int) -> float
     return len(images) / (time.perf_counter() - started)
 
 
+def time_segment_command(patient_folder: Path) -> float:
+    """Seconds of ``gliomaseg segment PATIENT`` with default settings in a new process."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient_folder), "--out", out]
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True, help="kaggle_3m folder with all 90 shared patients")
@@ -105,11 +114,7 @@ def main() -> None:
         rate = inference_throughput(predictor, patient.images, batch_size)
         print(f"  batch {batch_size:2d}: {rate:7.1f} slices/s")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient.image_files[0].parent), "--out", tmp]
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        seconds = time.perf_counter() - started
+    seconds = time_segment_command(patient.image_files[0].parent)
     print(f"  `gliomaseg segment` on that patient, end to end (new process, model load, PNG writing): {seconds:.2f} s")
 
     if not args.skip_dice:

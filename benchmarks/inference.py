@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from benchmark import time_segment_command
 from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.export import calibration_batches, export_onnx, quantize_int8
 from gliomaseg.inference.backends import OnnxBackend, TorchBackend
@@ -91,11 +90,7 @@ def main() -> None:
                 print(f"{name:32s} {tta:5s} {rate:9.1f} {rate / baseline[tta]:10.2f} {dice:7.4f}", flush=True)
 
     patient = max(patients, key=lambda p: len(p.images))
-    with tempfile.TemporaryDirectory() as out:
-        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient.image_files[0].parent), "--out", out]
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        seconds = time.perf_counter() - started
+    seconds = time_segment_command(patient.image_files[0].parent)
     print(f"\ndefault `gliomaseg segment` end to end on {patient.id} ({len(patient.images)} slices): {seconds:.2f} s")
 
 
