@@ -2,9 +2,9 @@
 
 For PyTorch fp32 (the baseline: no bf16, no channels_last), PyTorch with the shipped settings
 (bf16 autocast + channels_last), ONNX Runtime fp32 and ONNX Runtime int8 (calibrated on
-train-split slices only), each without and with flip TTA, prints network slices/s (preprocessed
-slices through ``Predictor.probabilities``), mean per-patient Dice on the test split, and the
-speed ratio to the baseline. Then the end-to-end time of the default ``segment`` on a
+train-split slices only), each without and with flip TTA, prints slices/s through
+``Predictor.probabilities`` (preprocessing included), slices/s of the network alone on
+preprocessed batches, mean per-patient Dice on the test split, and speed ratios to the baseline. Then the end-to-end time of the default ``segment`` on a
 60-slice-class patient (new process: import, model load, read, preprocess, infer,
 post-process, write PNGs).
 
@@ -20,9 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from benchmark import time_segment_command
 from gliomaseg.data.kaggle3m import find_patients, load_patient
+from gliomaseg.data.preprocessing import to_network
 from gliomaseg.export import calibration_batches, export_onnx, quantize_int8
 from gliomaseg.inference.backends import OnnxBackend, TorchBackend
 from gliomaseg.inference.postprocess import postprocess
@@ -30,8 +32,18 @@ from gliomaseg.inference.predictor import Predictor
 from gliomaseg.metrics import overlap_metrics
 from gliomaseg.models.weights import bundled_weights, load_model
 from gliomaseg.runtime import describe_machine, set_threads
+from gliomaseg.segmentation import segment
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def network_throughput(predictor: Predictor, batches) -> float:
+    """Slices/s of the network alone (with its TTA) on already preprocessed batches."""
+    predictor._forward(batches[0][:4])  # warm-up
+    started = time.perf_counter()
+    for batch in batches:
+        predictor._forward(batch)
+    return sum(len(b) for b in batches) / (time.perf_counter() - started)
 
 
 def measure(predictor: Predictor, patients) -> tuple[float, float]:
@@ -79,19 +91,32 @@ def main() -> None:
             "ONNX Runtime fp32": lambda: Predictor(OnnxBackend(fp32_path), OnnxBackend(fp32_path).config),
             "ONNX Runtime int8": lambda: Predictor(OnnxBackend(int8_path), OnnxBackend(int8_path).config),
         }
-        print(f"\n{'runtime':32s} {'TTA':5s} {'slices/s':>9s} {'x baseline':>10s} {'Dice':>7s}")
+        preprocessed = torch.cat([to_network(p.images, config.data).images for p in patients]).split(32)
+        print(f"\n{'runtime':32s} {'TTA':5s} {'slices/s':>9s} {'x baseline':>10s} {'network/s':>9s} {'x baseline':>10s} {'Dice':>7s}")
         baseline = {}
         for name, build in runtimes.items():
             for tta in ("none", "flip"):
                 predictor = build()
                 predictor.config.inference.tta = tta
                 rate, dice = measure(predictor, patients)
-                baseline.setdefault(tta, rate)
-                print(f"{name:32s} {tta:5s} {rate:9.1f} {rate / baseline[tta]:10.2f} {dice:7.4f}", flush=True)
+                network = network_throughput(predictor, preprocessed)
+                base_rate, base_network = baseline.setdefault(tta, (rate, network))
+                print(f"{name:32s} {tta:5s} {rate:9.1f} {rate / base_rate:10.2f} {network:9.1f} "
+                      f"{network / base_network:10.2f} {dice:7.4f}", flush=True)
 
-    patient = max(patients, key=lambda p: len(p.images))
-    seconds = time_segment_command(patient.image_files[0].parent)
-    print(f"\ndefault `gliomaseg segment` end to end on {patient.id} ({len(patient.images)} slices): {seconds:.2f} s")
+    patient = min(patients, key=lambda p: abs(len(p.images) - 60))
+    folder = patient.image_files[0].parent
+    print(f"\nend to end on {patient.id} ({len(patient.images)} slices): read, preprocess, infer, post-process, write PNGs")
+    with tempfile.TemporaryDirectory() as out:
+        seconds = {}
+        for name, fast in (("PyTorch fp32 (baseline)", False), ("default settings", True)):
+            predictor = torch_predictor(fast)
+            segment([folder], Path(out), predictor, overwrite=True)  # warm-up
+            started = time.perf_counter()
+            segment([folder], Path(out), predictor, overwrite=True)
+            seconds[name] = time.perf_counter() - started
+            print(f"  in process, {name:24s} {seconds[name]:5.2f} s  {seconds['PyTorch fp32 (baseline)'] / seconds[name]:4.2f}x")
+    print(f"  `gliomaseg segment` in a new process (imports, model load included): {time_segment_command(folder):.2f} s")
 
 
 if __name__ == "__main__":
