@@ -86,3 +86,29 @@ def test_cli_export_refuses_int8_without_calibration_and_overwrite(tmp_path):
     done = subprocess.run([gliomaseg, "export", "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 1 and "--overwrite" in done.stderr
     assert out.read_bytes() == b"mine"
+
+
+def test_cli_segment_with_onnxruntime_backend_matches_torch(exported, patient_dir, tmp_path):
+    """`segment --backend onnxruntime` writes the same outputs as the torch backend, masks >= 99.5% equal."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    gliomaseg = str(Path(sys.executable).parent / "gliomaseg")
+    path, _ = exported
+    runs = {"torch": [], "onnxruntime": ["--backend", "onnxruntime", "--model", str(path)]}
+    masks = {}
+    for name, options in runs.items():
+        out = tmp_path / name
+        done = subprocess.run([gliomaseg, "segment", str(patient_dir), "--out", str(out), *options], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        files = sorted((out / patient_dir.name).glob("*_mask.png"))
+        masks[name] = np.stack([np.asarray(Image.open(f)) for f in files])
+        assert (out / "results.jsonl").is_file()
+    assert masks["torch"].shape == masks["onnxruntime"].shape
+    assert (masks["torch"] == masks["onnxruntime"]).mean() >= 0.995
+    done = subprocess.run([gliomaseg, "segment", str(patient_dir), "--out", str(tmp_path / "x"), "--backend", "onnxruntime"],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and ".onnx" in done.stderr
