@@ -11,8 +11,11 @@ MinMax calibration).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,20 @@ from .models.weights import load_model, resolve_weights
 OPSET = 18
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's notices that concern other models (torchvision ops, pytree API)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_onnx(model: str | Path | None, out: Path) -> Config:
     """Export the network of ``model`` (run folder, weights file, or ``None`` for the bundled
     model) to ``out`` as fp32 ONNX with a dynamic batch axis, checked by ``onnx.checker``.
@@ -41,7 +58,7 @@ def export_onnx(model: str | Path | None, out: Path) -> Config:
     network, config = load_model(resolve_weights(model))
     size = config.data.image_size
     example = torch.zeros(2, config.model.in_channels, size, size)
-    with atomic_path(out) as tmp:
+    with atomic_path(out) as tmp, _quiet_exporter():
         program = torch.onnx.export(network.float().eval(), (example,), input_names=["images"], output_names=["logits"],
                                     dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=OPSET,
                                     dynamo=True, verbose=False)
