@@ -114,6 +114,27 @@ def train(
 
 @app.command()
 @reports_errors
+def models(
+    width: Optional[int] = typer.Option(None, help="Width for every network; default: each network's published width."),
+    size: int = typer.Option(256, help="Side of the square input slice, pixels."),
+) -> None:
+    """Table of every registered network: width, parameters, forward GFLOPs per slice."""
+    from rich.table import Table
+
+    from .models.registry import MODELS, complexity
+
+    table = Table(title=f"registered networks, one 3-channel {size}x{size} slice")
+    for column in ("network", "width", "parameters (M)", "forward GFLOPs"):
+        table.add_column(column, justify="left" if column == "network" else "right")
+    for name, spec in sorted(MODELS.items()):
+        chosen = width or spec.reference_width
+        parameters, gflops = complexity(name, chosen, size=size)
+        table.add_row(name, str(chosen), f"{parameters / 1e6:.2f}", f"{gflops:.1f}")
+    Console().print(table)
+
+
+@app.command()
+@reports_errors
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
     model: Optional[Path] = ModelOption,

@@ -6,24 +6,42 @@ Modelled on segmentation_models_pytorch: every network is built as
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
+import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import ModelConfig
 from ..errors import ConfigError
 
 Builder = Callable[[int, int, int], nn.Module]
-MODELS: dict[str, Builder] = {}
 
 
-def register(name: str) -> Callable[[Builder], Builder]:
-    """Decorator adding ``builder`` to :data:`MODELS` under ``name``."""
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered network: its builder and the width of its published configuration."""
+
+    builder: Builder
+    reference_width: int
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, reference_width: int) -> Callable[[Builder], Builder]:
+    """Decorator adding ``builder`` to :data:`MODELS` under ``name``.
+
+    Args:
+        name: the ``model.name`` of configs.
+        reference_width: ``width`` of the configuration described in the network's paper.
+    """
 
     def add(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"network {name!r} is registered twice")
-        MODELS[name] = builder
+        MODELS[name] = ModelSpec(builder, reference_width)
         return builder
 
     return add
@@ -37,4 +55,19 @@ def create_model(config: ModelConfig) -> nn.Module:
     """
     if config.name not in MODELS:
         raise ConfigError(f"unknown network {config.name!r}; registered: {', '.join(sorted(MODELS))}")
-    return MODELS[config.name](config.in_channels, config.out_channels, config.width)
+    return MODELS[config.name].builder(config.in_channels, config.out_channels, config.width)
+
+
+def complexity(name: str, width: int, in_channels: int = 3, size: int = 256) -> tuple[int, float]:
+    """(parameters, forward GFLOPs for one ``size x size`` slice) of a registered network.
+
+    FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, convolutions and
+    matrix products only) on meta tensors, so nothing is computed or allocated.
+    """
+    with torch.device("meta"):
+        model = MODELS[name].builder(in_channels, 1, width)
+        example = torch.zeros(1, in_channels, size, size)
+    parameters = sum(p.numel() for p in model.parameters())
+    with FlopCounterMode(display=False) as counter:
+        model(example)
+    return parameters, counter.get_total_flops() / 1e9

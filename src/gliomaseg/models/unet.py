@@ -70,7 +70,7 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-@register("unet")
+@register("unet", reference_width=32)
 def unet(in_channels: int, out_channels: int, width: int) -> UNet:
     """Buda et al. 2019 U-Net; ``width=32`` is their configuration."""
     return UNet(in_channels, out_channels, width)
