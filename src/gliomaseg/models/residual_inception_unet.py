@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
+from .ushape import UShapedNet
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int, kernel: int) -> nn.Sequential:
@@ -48,8 +49,8 @@ class InceptionResidualBlock(nn.Module):
         return F.relu(torch.cat(branches, dim=1) + self.shortcut(x))
 
 
-class ResidualInceptionUNet(nn.Module):
-    """Residual-Inception U-Net.
+class ResidualInceptionUNet(UShapedNet):
+    """Residual-Inception U-Net: :class:`InceptionResidualBlock` everywhere, transposed-conv upsampling.
 
     Args:
         in_channels, out_channels: input channels and output logit channels.
@@ -61,23 +62,7 @@ class ResidualInceptionUNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 128, depth: int = 4):
-        super().__init__()
-        features = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList([InceptionResidualBlock(in_channels, features[0])])
-        self.encoders.extend(InceptionResidualBlock(features[i], features[i + 1]) for i in range(depth))
-        self.upsamples = nn.ModuleList(nn.ConvTranspose2d(features[i + 1], features[i], 2, stride=2) for i in reversed(range(depth)))
-        self.decoders = nn.ModuleList(InceptionResidualBlock(2 * features[i], features[i]) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(features[0], out_channels, 1)
-        self.stride = 2**depth
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for level, encoder in enumerate(self.encoders):
-            x = encoder(F.max_pool2d(x, 2) if level else x)
-            skips.append(x)
-        for upsample, decoder, skip in zip(self.upsamples, self.decoders, reversed(skips[:-1])):
-            x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+        super().__init__(in_channels, out_channels, width, depth, InceptionResidualBlock, transposed=True)
 
 
 @register("residual_inception_unet", reference_width=128)

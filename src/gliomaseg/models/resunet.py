@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
+from .ushape import UShapedNet
 
 
 class ResidualBlock(nn.Module):
@@ -35,8 +36,8 @@ class ResidualBlock(nn.Module):
         return F.relu(self.body(x) + self.shortcut(x))
 
 
-class ResUNet(nn.Module):
-    """Residual U-Net.
+class ResUNet(UShapedNet):
+    """Residual U-Net: :class:`ResidualBlock` everywhere, bilinear upsampling.
 
     Args:
         in_channels, out_channels: input channels and output logit channels.
@@ -48,23 +49,7 @@ class ResUNet(nn.Module):
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 16, depth: int = 4):
-        super().__init__()
-        features = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList([ResidualBlock(in_channels, features[0])])
-        self.encoders.extend(ResidualBlock(features[i], features[i + 1]) for i in range(depth))
-        self.decoders = nn.ModuleList(ResidualBlock(features[i + 1] + features[i], features[i]) for i in reversed(range(depth)))
-        self.head = nn.Conv2d(features[0], out_channels, 1)
-        self.stride = 2**depth
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for level, encoder in enumerate(self.encoders):
-            x = encoder(F.max_pool2d(x, 2) if level else x)
-            skips.append(x)
-        for decoder, skip in zip(self.decoders, reversed(skips[:-1])):
-            x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            x = decoder(torch.cat([x, skip], dim=1))
-        return self.head(x)
+        super().__init__(in_channels, out_channels, width, depth, ResidualBlock, transposed=False)
 
 
 @register("resunet", reference_width=64)
