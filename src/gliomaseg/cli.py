@@ -91,6 +91,7 @@ def train(
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last checkpoint."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this much training time in all (resumed runs included)."),
     overwrite: bool = typer.Option(False, help="Start afresh in a run folder that already holds a run."),
+    encoder_weights: Optional[Path] = typer.Option(None, help="Local torchvision/timm state dict for the encoder (.pth or .safetensors)."),
 ) -> None:
     """Train a network; keeps best (validation per-patient Dice) and last checkpoints."""
     import shutil
@@ -100,6 +101,8 @@ def train(
     from .training.trainer import train as run_training
 
     config = load_config(config_file)
+    if encoder_weights is not None:
+        config.model.encoder_weights = str(encoder_weights)
     split_ids = load_split(split_file)
     started = (out / "state.safetensors").exists()
     if resume and not started:

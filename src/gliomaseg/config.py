@@ -27,6 +27,9 @@ class ModelConfig:
     in_channels: int = 3
     out_channels: int = 1
     width: int = 32  # features of the first level; doubled at every level down
+    # Local torchvision/timm state dict for the network's encoder (networks with an `encoder`
+    # that has `load_pretrained`); read once when training starts. Nothing is downloaded.
+    encoder_weights: str = ""
 
 
 @dataclass

@@ -58,6 +58,19 @@ def create_model(config: ModelConfig) -> nn.Module:
     return MODELS[config.name].builder(config.in_channels, config.out_channels, config.width)
 
 
+def load_encoder_weights(model: nn.Module, path: str) -> None:
+    """Load a local pretrained state dict into ``model.encoder``.
+
+    Raises:
+        ConfigError: the network has no pretrainable encoder.
+        InputError: the file is unreadable or does not fit the encoder.
+    """
+    encoder = getattr(model, "encoder", None)
+    if encoder is None or not hasattr(encoder, "load_pretrained"):
+        raise ConfigError(f"model.encoder_weights is set, but {type(model).__name__} has no pretrainable encoder")
+    encoder.load_pretrained(path)
+
+
 def complexity(name: str, width: int, in_channels: int = 3, size: int = 256) -> tuple[int, float]:
     """(parameters, forward GFLOPs for one ``size x size`` slice) of a registered network.
 

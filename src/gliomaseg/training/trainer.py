@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
-from ..models.registry import create_model
+from ..models.registry import create_model, load_encoder_weights
 from ..models.weights import load_state, save_model, save_state
 from ..runtime import autocast, memory_format, set_threads
 from .data import SliceBank
@@ -91,6 +91,8 @@ class Trainer:
         self.bank = SliceBank.from_patients(train, config.data)
         self.memory_format = memory_format(config.train.channels_last)
         self.model = create_model(config.model).to(memory_format=self.memory_format)
+        if config.model.encoder_weights:
+            load_encoder_weights(self.model, config.model.encoder_weights)
         self.loss = create_loss(config.train.loss)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
