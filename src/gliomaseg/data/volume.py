@@ -1,0 +1,59 @@
+"""3D preprocessing of multi-sequence volumes: crop to the brain (non-zero) box, per-sequence
+z-score over brain voxels, and the inverse that puts predictions back on the original grid.
+
+As in nnU-Net's BraTS preprocessing (Isensee et al. 2021, Nature Methods 18): BraTS volumes are
+skull-stripped with background exactly 0, so the brain is where any sequence is non-zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Box3D = tuple[slice, slice, slice]
+
+
+def nonzero_box(images: np.ndarray, margin: int = 0) -> Box3D:
+    """Smallest box holding every voxel that is non-zero in any channel, widened by ``margin``
+    voxels and clipped to the volume.
+
+    Args:
+        images: ``(C, X, Y, Z)``.
+
+    Returns:
+        three slices over X, Y, Z (the whole volume if it is all zero).
+    """
+    brain = np.any(images != 0, axis=0)
+    if not brain.any():
+        return tuple(slice(0, n) for n in brain.shape)
+    box = []
+    for axis, size in enumerate(brain.shape):
+        other = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(brain.any(axis=other))
+        box.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, size)))
+    return tuple(box)
+
+
+def zscore_brain(images: np.ndarray) -> np.ndarray:
+    """Per-channel z-score over the brain voxels (non-zero in any channel); background stays 0.
+
+    Args:
+        images: ``(C, X, Y, Z)`` scanner intensities.
+
+    Returns:
+        ``(C, X, Y, Z)`` float32, mean 0 and standard deviation 1 over the brain per channel.
+    """
+    brain = np.any(images != 0, axis=0)
+    out = np.zeros(images.shape, np.float32)
+    for channel, volume in enumerate(images):
+        values = volume[brain]
+        if values.size:
+            out[channel][brain] = (values - values.mean()) / max(float(values.std()), 1e-8)
+    return out
+
+
+def uncrop(array: np.ndarray, box: Box3D, shape: tuple[int, int, int], fill: float = 0) -> np.ndarray:
+    """Paste ``array`` (``(..., x, y, z)``, the box's size) back into a ``(..., *shape)`` volume
+    filled with ``fill`` elsewhere: the inverse of ``volume[..., box[0], box[1], box[2]]``."""
+    out = np.full((*array.shape[:-3], *shape), fill, dtype=array.dtype)
+    out[(..., *box)] = array
+    return out

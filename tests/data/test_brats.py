@@ -1,0 +1,141 @@
+"""BraTS reader, regions and 3D crop on real cases unpacked from ../shared/brats."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from conftest import CACHE, SHARED
+from gliomaseg.data.brats import find_cases, label_to_regions, load_case, regions_to_label, scan_case
+from gliomaseg.data.volume import nonzero_box, uncrop, zscore_brain
+from gliomaseg.errors import InputError
+
+CASE = "Brats18_2013_3_1"
+
+
+@pytest.fixture(scope="module")
+def brats_root() -> Path:
+    """The unpacked ``brats`` folder holding one real 2018 case."""
+    out = subprocess.run([sys.executable, str(SHARED / "brats" / "unpack"), str(CACHE / "brats"), CASE],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def volume(brats_root):
+    return load_case(scan_case(brats_root / CASE))
+
+
+def _copy_as_2023(brats_root: Path, tmp_path: Path) -> Path:
+    """A 2023-style copy of the case: renamed sequences, enhancing label 4 -> 3."""
+    names = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
+    case = "BraTS-GLI-00001-000"
+    folder = tmp_path / case
+    folder.mkdir()
+    for old, new in names.items():
+        shutil.copy(brats_root / CASE / f"{CASE}_{old}.nii.gz", folder / f"{case}-{new}.nii.gz")
+    seg = nib.load(str(brats_root / CASE / f"{CASE}_seg.nii.gz"))
+    label = np.asarray(seg.dataobj).copy()
+    label[label == 4] = 3
+    nib.save(nib.Nifti1Image(label, seg.affine), str(folder / f"{case}-seg.nii.gz"))
+    return folder
+
+
+def test_reads_2018_case(volume):
+    """Four sequences and a label map share the 240x240x155 grid at 1 mm; labels in {0,1,2,4}."""
+    assert volume.images.shape == (4, 240, 240, 155) and volume.images.dtype == np.float32
+    assert volume.label.shape == (240, 240, 155)
+    assert set(np.unique(volume.label)) <= {0, 1, 2, 4}
+    assert volume.spacing == (1.0, 1.0, 1.0)
+
+
+def test_reads_2023_names_and_labels(brats_root, volume, tmp_path):
+    """A 2023-named copy reads to the same volumes, and its regions equal the 2018 case's."""
+    case = scan_case(_copy_as_2023(brats_root, tmp_path))
+    assert case.convention == "2023" and case.enhancing_label == 3
+    copy = load_case(case)
+    assert np.array_equal(copy.images, volume.images)
+    assert np.array_equal(label_to_regions(copy.label, 3), label_to_regions(volume.label, 4))
+
+
+def test_regions_follow_the_challenge_definition(volume):
+    """WT = {1,2,4}, TC = {1,4}, ET = {4}; nested; converting back gives the label map."""
+    regions = label_to_regions(volume.label)
+    label = volume.label
+    assert np.array_equal(regions[0], label > 0)
+    assert np.array_equal(regions[1], (label == 1) | (label == 4))
+    assert np.array_equal(regions[2], label == 4)
+    assert not (regions[2] & ~regions[1]).any() and not (regions[1] & ~regions[0]).any()
+    assert np.array_equal(regions_to_label(regions), label)
+
+
+def test_crop_and_inverse_restore_the_original_grid(volume):
+    """The brain box holds every non-zero voxel; uncrop of the crop is the original exactly."""
+    box = nonzero_box(volume.images)
+    cropped = volume.images[(slice(None), *box)]
+    assert cropped.shape[1:] < volume.images.shape[1:]
+    assert np.count_nonzero(cropped) == np.count_nonzero(volume.images)
+    assert np.array_equal(uncrop(cropped, box, volume.images.shape[1:]), volume.images)
+    assert np.array_equal(uncrop(volume.label[box], box, volume.label.shape), volume.label)
+
+
+def test_zscore_over_brain(volume):
+    """Each sequence has mean 0 and std 1 over the brain; the background stays 0."""
+    normalized = zscore_brain(volume.images)
+    brain = np.any(volume.images != 0, axis=0)
+    for channel in normalized:
+        assert abs(float(channel[brain].mean())) < 1e-3
+        assert abs(float(channel[brain].std()) - 1) < 1e-3
+        assert not channel[~brain].any()
+
+
+def test_missing_sequence_is_reported(brats_root, tmp_path):
+    """A case without its FLAIR is an InputError naming the case and the file."""
+    folder = tmp_path / CASE
+    shutil.copytree(brats_root / CASE, folder)
+    (folder / f"{CASE}_flair.nii.gz").unlink()
+    with pytest.raises(InputError, match=f"{CASE}_flair.nii.gz.*lacks this sequence"):
+        scan_case(folder)
+
+
+def test_mismatched_shape_and_bad_labels_are_reported(brats_root, tmp_path):
+    """A sequence of another shape, and a label value outside the convention, are InputErrors."""
+    folder = tmp_path / CASE
+    shutil.copytree(brats_root / CASE, folder)
+    t2 = nib.load(str(folder / f"{CASE}_t2.nii.gz"))
+    nib.save(nib.Nifti1Image(np.asarray(t2.dataobj)[:, :, :100], t2.affine), str(folder / f"{CASE}_t2.nii.gz"))
+    with pytest.raises(InputError, match=f"{CASE}_t2.nii.gz.*shape"):
+        load_case(scan_case(folder))
+    shutil.copy(brats_root / CASE / f"{CASE}_t2.nii.gz", folder / f"{CASE}_t2.nii.gz")
+    seg = nib.load(str(folder / f"{CASE}_seg.nii.gz"))
+    label = np.asarray(seg.dataobj).copy()
+    label[0, 0, 0] = 7
+    nib.save(nib.Nifti1Image(label, seg.affine), str(folder / f"{CASE}_seg.nii.gz"))
+    with pytest.raises(InputError, match=r"label values \[7\]"):
+        load_case(scan_case(folder))
+
+
+def test_non_nifti_file_is_reported(brats_root, tmp_path):
+    """A text file named like a sequence is an InputError naming it."""
+    folder = tmp_path / CASE
+    shutil.copytree(brats_root / CASE, folder)
+    with gzip.open(folder / f"{CASE}_t1.nii.gz", "wt") as handle:
+        handle.write("not a volume\n")
+    with pytest.raises(InputError, match=f"{CASE}_t1.nii.gz.*not a readable NIfTI"):
+        load_case(scan_case(folder))
+
+
+def test_find_cases_lists_case_folders(brats_root):
+    """find_cases accepts the brats folder or its parent, sorted, every listed case complete."""
+    for root in (brats_root, brats_root.parent):
+        cases = find_cases(root)
+        ids = [c.id for c in cases]
+        assert CASE in ids and ids == sorted(ids)
+        assert all(len(c.sequences) == 4 and c.label is not None for c in cases)
