@@ -69,8 +69,13 @@ def metrics_from_counts(tp: float, fp: float, fn: float, tn: float) -> dict[str,
     }
 
 
-def hd95(pred: np.ndarray, truth: np.ndarray) -> float:
-    """95th percentile Hausdorff distance in pixels (see module docstring for empty masks)."""
+def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...] | None = None) -> float:
+    """95th percentile Hausdorff distance (see module docstring for empty masks).
+
+    Args:
+        pred, truth: bool arrays of the same shape.
+        spacing: voxel size per axis (mm); ``None``: 1, so the result is in pixels/voxels.
+    """
     pred, truth = pred.astype(bool), truth.astype(bool)
     if not pred.any() and not truth.any():
         return 0.0
@@ -79,7 +84,8 @@ def hd95(pred: np.ndarray, truth: np.ndarray) -> float:
     as_batch = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731  (B=1, C=1, spatial)
     with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal argument
         warnings.simplefilter("ignore", FutureWarning)
-        distance = compute_hausdorff_distance(as_batch(pred), as_batch(truth), include_background=True, percentile=95)
+        distance = compute_hausdorff_distance(as_batch(pred), as_batch(truth), include_background=True, percentile=95,
+                                              spacing=None if spacing is None else list(spacing))
     return float(distance[0, 0])
 
 
@@ -100,4 +106,34 @@ def summarize(values: list[float]) -> dict[str, float]:
         "min": float(array.min()),
         "max": float(array.max()),
         "n": int(array.size),
+    }
+
+
+# BraTS reports HD95 = 373.13 mm (the diagonal of the 240x240x155 grid at 1 mm) when exactly
+# one of prediction and truth is empty (BraTS 2021 evaluation), and 0 when both are.
+BRATS_EMPTY_HD95 = 373.128664
+
+
+def brats_region_metrics(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, float, float]) -> dict[str, float]:
+    """Metrics of one tumor region (WT, TC or ET) of one case, the way BraTS reports them.
+
+    Args:
+        pred, truth: ``(X, Y, Z)`` bool region masks.
+        spacing: voxel size in mm.
+
+    Returns:
+        ``dice``, ``hd95`` (mm), ``sensitivity``, ``specificity``, ``pred_volume_cm3`` and
+        ``true_volume_cm3``. Both empty: Dice 1, HD95 0; exactly one empty: Dice 0, HD95
+        :data:`BRATS_EMPTY_HD95`; sensitivity of an empty truth is 1 (nothing to find).
+    """
+    counts = overlap_metrics(pred, truth)
+    distance = hd95(pred, truth, spacing)
+    voxel_cm3 = float(np.prod(spacing)) / 1000.0
+    return {
+        "dice": counts["dice"],
+        "hd95": BRATS_EMPTY_HD95 if math.isnan(distance) else distance,
+        "sensitivity": 1.0 if not truth.any() else counts["recall"],
+        "specificity": counts["specificity"],
+        "pred_volume_cm3": float(pred.sum()) * voxel_cm3,
+        "true_volume_cm3": float(truth.sum()) * voxel_cm3,
     }

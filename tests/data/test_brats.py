@@ -139,3 +139,30 @@ def test_find_cases_lists_case_folders(brats_root):
         ids = [c.id for c in cases]
         assert CASE in ids and ids == sorted(ids)
         assert all(len(c.sequences) == 4 and c.label is not None for c in cases)
+
+
+def test_region_metrics_match_monai_on_a_real_case(volume):
+    """Per-region Dice and HD95 (mm, anisotropic spacing) equal MONAI's DiceMetric and
+    compute_hausdorff_distance on the real label map against a shifted copy."""
+    import torch
+    from monai.metrics import DiceMetric, compute_hausdorff_distance
+    from scipy import ndimage
+
+    from gliomaseg.metrics import BRATS_EMPTY_HD95, brats_region_metrics
+
+    truth = label_to_regions(volume.label)
+    pred = np.stack([ndimage.shift(r, (2, -1, 1), order=0) for r in truth])
+    spacing = (1.0, 1.0, 2.5)  # anisotropic, so the spacing must be used
+    as_tensor = lambda a: torch.from_numpy(a[None].astype(np.float32))  # noqa: E731
+    monai_dice = DiceMetric(include_background=True, reduction="none")(as_tensor(pred), as_tensor(truth))[0]
+    monai_hd = compute_hausdorff_distance(as_tensor(pred), as_tensor(truth), include_background=True,
+                                          percentile=95, spacing=list(spacing))[0]
+    for index in range(3):
+        got = brats_region_metrics(pred[index], truth[index], spacing)
+        assert got["dice"] == pytest.approx(float(monai_dice[index]), abs=1e-6)
+        assert got["hd95"] == pytest.approx(float(monai_hd[index]), rel=1e-5)
+        assert got["true_volume_cm3"] == pytest.approx(truth[index].sum() * 2.5 / 1000)
+    empty = np.zeros(truth.shape[1:], bool)
+    assert brats_region_metrics(empty, empty, spacing)["dice"] == 1.0
+    assert brats_region_metrics(empty, empty, spacing)["hd95"] == 0.0
+    assert brats_region_metrics(truth[2], empty, spacing)["hd95"] == BRATS_EMPTY_HD95
