@@ -10,31 +10,36 @@ from gliomaseg.config import Config
 from gliomaseg.errors import ConfigError, InputError
 from gliomaseg.models import create_model
 from gliomaseg.models.registry import load_encoder_weights
-from gliomaseg.models.resnet import ResNet50Encoder
+from gliomaseg.models.resnet import ResNetEncoder
 
 
-def _pretrained_state() -> dict[str, torch.Tensor]:
-    """A ResNet-50 state dict as torchvision saves it, classifier included, with non-default values."""
+def _pretrained_state(architecture: str = "resnet50") -> dict[str, torch.Tensor]:
+    """A ResNet state dict as torchvision saves it, classifier included, with non-default values."""
     torch.manual_seed(1)
-    encoder = ResNet50Encoder()
+    encoder = ResNetEncoder(architecture)
     for buffer in encoder.buffers():
         if buffer.dtype.is_floating_point:
             buffer.uniform_(0.5, 1.5)
     state = dict(encoder.state_dict())
-    state["fc.weight"], state["fc.bias"] = torch.randn(1000, 2048), torch.randn(1000)
+    state["fc.weight"], state["fc.bias"] = torch.randn(1000, encoder.channels[-1]), torch.randn(1000)
     return state
 
 
-@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
-def test_encoder_weights_load_from_local_file(tmp_path, suffix):
+@pytest.mark.parametrize("network,architecture,suffix", [
+    ("attention_resunet", "resnet50", ".pth"),
+    ("attention_resunet", "resnet50", ".safetensors"),
+    ("encoder_unet", "resnet34", ".pth"),
+    ("encoder_unet_resnet50", "resnet50", ".safetensors"),
+])
+def test_encoder_weights_load_from_local_file(tmp_path, network, architecture, suffix):
     """A state dict saved on the fly (torch.save or safetensors) ends up in the model's encoder."""
-    state = _pretrained_state()
+    state = _pretrained_state(architecture)
     path = tmp_path / f"resnet50{suffix}"
     if suffix == ".pth":
         torch.save(state, path)
     else:
         save_file({k: v.contiguous() for k, v in state.items()}, str(path))
-    model = create_model(Config.from_dict({"model": {"name": "attention_resunet", "width": 8}}).model)
+    model = create_model(Config.from_dict({"model": {"name": network, "width": 8}}).model)
     load_encoder_weights(model, str(path))
     loaded = model.encoder.state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in state.items() if not k.startswith("fc."))
@@ -45,7 +50,7 @@ def test_wrong_weights_and_networks_are_reported(tmp_path):
     path = tmp_path / "other.pth"
     torch.save({"conv1.weight": torch.zeros(3, 3, 3, 3)}, path)
     model = create_model(Config.from_dict({"model": {"name": "attention_resunet", "width": 8}}).model)
-    with pytest.raises(InputError, match="not ResNet-50 weights"):
+    with pytest.raises(InputError, match="not resnet50 weights"):
         load_encoder_weights(model, str(path))
     with pytest.raises(InputError, match="no such"):
         load_encoder_weights(model, str(tmp_path / "missing.pth"))

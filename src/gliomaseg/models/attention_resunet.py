@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .registry import register
-from .resnet import ResNet50Encoder
+from .resnet import ResNetEncoder
 from .resunet import ResidualBlock
 
 
@@ -78,10 +78,10 @@ class AttentionResUNet(nn.Module):
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32):
         super().__init__()
         self.replicate = in_channels == 1
-        self.encoder = ResNet50Encoder(3 if self.replicate else in_channels)
-        skips = ResNet50Encoder.channels[:-1][::-1]  # 1024, 512, 256, 64
+        self.encoder = ResNetEncoder("resnet50", 3 if self.replicate else in_channels)
+        skips = self.encoder.channels[:-1][::-1]  # 1024, 512, 256, 64
         widths = [width * m for m in (16, 8, 4, 2)]
-        inputs = [ResNet50Encoder.channels[-1], *widths[:-1]]
+        inputs = [self.encoder.channels[-1], *widths[:-1]]
         self.decoders = nn.ModuleList(DecoderLevel(i, s, o) for i, s, o in zip(inputs, skips, widths))
         self.final = ResidualBlock(widths[-1], width)
         self.head = nn.Conv2d(width, out_channels, 1)
