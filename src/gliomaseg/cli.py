@@ -138,6 +138,31 @@ def models(
 
 @app.command()
 @reports_errors
+def benchmark(
+    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent)."),
+    split_file: Path = typer.Option(..., "--split", help="Split file; trains on train, selects on val, reports test."),
+    models: str = typer.Option("unet", help="Comma-separated network names (see `gliomaseg models`)."),
+    losses: str = typer.Option("bce_dice", help="Comma-separated loss names."),
+    budget_minutes: float = typer.Option(10.0, help="Training minutes per combination."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for benchmark.csv, benchmark.md and the runs."),
+    config_file: Path = typer.Option(Path("configs/lgg_unet16.yaml"), "--config", "-c", help="Base recipe (input size, augmentation, schedule)."),
+    width: Optional[int] = typer.Option(None, help="Width for every network; default: the base config's."),
+) -> None:
+    """Train each network x loss for the same budget, evaluate per patient on the test subset."""
+    from .benchmarking import run_benchmark
+    from .config import load_config
+    from .data.splits import load_split
+
+    base = load_config(config_file)
+    if width is not None:
+        base.model.width = width
+    rows = run_benchmark(data, load_split(split_file), base, [m for m in models.split(",") if m],
+                         [loss for loss in losses.split(",") if loss], budget_minutes, out)
+    print(f"{len(rows)} combination(s) -> {out / 'benchmark.csv'}")
+
+
+@app.command()
+@reports_errors
 def export(
     out: Path = typer.Option(..., "--out", "-o", help="ONNX file to write."),
     model: Optional[Path] = ModelOption,

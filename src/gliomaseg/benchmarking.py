@@ -1,0 +1,106 @@
+"""``gliomaseg benchmark``: networks x losses trained for the same wall-clock budget on the same
+split and seed, each evaluated per patient on the test subset.
+
+Rows go to ``OUT/benchmark.csv`` as each combination finishes (an interrupted benchmark resumes:
+finished rows are kept, an unfinished training resumes from its checkpoint), and
+``OUT/benchmark.md`` holds the Markdown table.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import write_text_atomic
+from .config import Config
+from .data.kaggle3m import find_patients, load_patient
+from .errors import InputError
+from .evaluation import evaluate_patients
+from .inference.predictor import Predictor
+from .models.registry import MODELS, complexity
+from .models.weights import load_model
+from .training.trainer import train
+
+SPEED_PATIENTS = 3  # test patients timed for inference slices/s (preprocessing included)
+COLUMNS = ("model", "loss", "width", "dice_mean", "dice_median", "iou_mean", "hd95_mean", "precision_mean",
+           "recall_mean", "parameters_m", "gflops", "train_minutes", "epochs", "infer_slices_per_s")
+
+
+def run_benchmark(data: Path, split: dict[str, list[str]], base: Config, models: list[str], losses: list[str],
+                  budget_minutes: float, out: Path) -> list[dict]:
+    """Train and evaluate every (model, loss) pair not yet in ``OUT/benchmark.csv``.
+
+    Raises:
+        InputError: an unknown network, or a test subset that is empty.
+    """
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise InputError(out, f"unknown network(s) {', '.join(unknown)}; registered: {', '.join(sorted(MODELS))}")
+    if not split["test"]:
+        raise InputError(out, "the split has no test patients to evaluate on")
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "benchmark.csv"
+    rows = _read_rows(table)
+    done = {(r["model"], r["loss"]) for r in rows}
+    by_id = {p.id: p for p in find_patients(data)}
+    for model in models:
+        for loss in losses:
+            if (model, loss) in done:
+                continue
+            config = copy.deepcopy(base)
+            config.model.name, config.train.loss = model, loss
+            run = out / "runs" / f"{model}__{loss}"
+            progress = train(data, split, config, run, resume=(run / "state.safetensors").exists(), max_minutes=budget_minutes)
+            rows.append(_evaluate(run, progress, [by_id[pid] for pid in split["test"]], config))
+            write_text_atomic(table, _csv(rows))
+            write_text_atomic(out / "benchmark.md", markdown(rows, budget_minutes))
+    return rows
+
+
+def _evaluate(run: Path, progress, patients, config: Config) -> dict:
+    network, run_config = load_model(run / "best.safetensors")
+    predictor = Predictor(network, run_config)
+    summary = evaluate_patients(predictor, patients).summary()["per_patient"]
+    timed = [load_patient(p, run_config.model.in_channels) for p in patients[:SPEED_PATIENTS]]
+    started = time.perf_counter()
+    for patient in timed:
+        predictor.probabilities(patient.images)
+    seconds = time.perf_counter() - started
+    slices = sum(len(p.images) for p in timed)
+    for patient in timed:
+        patient.images = patient.masks = None
+    parameters, gflops = complexity(config.model.name, config.model.width, config.model.in_channels, config.data.image_size)
+    return {
+        "model": config.model.name, "loss": config.train.loss, "width": config.model.width,
+        "dice_mean": round(summary["dice"]["mean"], 4), "dice_median": round(summary["dice"]["median"], 4),
+        "iou_mean": round(summary["iou"]["mean"], 4), "hd95_mean": round(summary["hd95"]["mean"], 2),
+        "precision_mean": round(summary["precision"]["mean"], 4), "recall_mean": round(summary["recall"]["mean"], 4),
+        "parameters_m": round(parameters / 1e6, 2), "gflops": round(gflops, 2),
+        "train_minutes": round(progress.minutes, 1), "epochs": progress.epoch,
+        "infer_slices_per_s": round(slices / seconds, 1),
+    }
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def _csv(rows: list[dict]) -> str:
+    lines = [",".join(COLUMNS)] + [",".join(str(row[c]) for c in COLUMNS) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def markdown(rows: list[dict], budget_minutes: float) -> str:
+    """The benchmark as a Markdown table, best mean per-patient Dice first."""
+    ordered = sorted(rows, key=lambda r: -float(r["dice_mean"]) if r["dice_mean"] not in ("", "nan") else np.inf)
+    header = ("| network | loss | width | Dice mean | Dice median | IoU | HD95 (px) | precision | recall | params (M) "
+              "| GFLOPs/slice | train min | epochs | infer slices/s |\n|" + "---|" * 14 + "\n")
+    body = "".join("| " + " | ".join(str(r[c]) for c in COLUMNS) + " |\n" for r in ordered)
+    return f"Budget: {budget_minutes} minutes of training per row.\n\n" + header + body
