@@ -33,6 +33,7 @@ def test_benchmark_writes_rows_and_resumes(lgg_root, tmp_path):
         assert float(row["parameters_m"]) > 0 and float(row["infer_slices_per_s"]) > 0
         assert int(row["epochs"]) >= 1
     assert "| unet | dice |" in (out / "benchmark.md").read_text()
+    assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0
     assert (out / "benchmark.csv").read_text().count("\n") == 3

@@ -2,8 +2,8 @@
 split and seed, each evaluated per patient on the test subset.
 
 Rows go to ``OUT/benchmark.csv`` as each combination finishes (an interrupted benchmark resumes:
-finished rows are kept, an unfinished training resumes from its checkpoint), and
-``OUT/benchmark.md`` holds the Markdown table.
+finished rows are kept, an unfinished training resumes from its checkpoint);
+``OUT/benchmark.md`` holds the Markdown table and ``OUT/benchmark.png`` the plot.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text_atomic
+from .atomic import atomic_path, write_text_atomic
 from .config import Config
 from .data.kaggle3m import find_patients, load_patient
 from .errors import InputError
@@ -57,7 +57,9 @@ def run_benchmark(data: Path, split: dict[str, list[str]], base: Config, models:
             progress = train(data, split, config, run, resume=(run / "state.safetensors").exists(), max_minutes=budget_minutes)
             rows.append(_evaluate(run, progress, [by_id[pid] for pid in split["test"]], config))
             write_text_atomic(table, _csv(rows))
-            write_text_atomic(out / "benchmark.md", markdown(rows, budget_minutes))
+    if rows:  # also redraws a finished benchmark's table and plot
+        write_text_atomic(out / "benchmark.md", markdown(rows, budget_minutes))
+        plot(rows, out / "benchmark.png")
     return rows
 
 
@@ -104,3 +106,26 @@ def markdown(rows: list[dict], budget_minutes: float) -> str:
               "| GFLOPs/slice | train min | epochs | infer slices/s |\n|" + "---|" * 14 + "\n")
     body = "".join("| " + " | ".join(str(r[c]) for c in COLUMNS) + " |\n" for r in ordered)
     return f"Budget: {budget_minutes} minutes of training per row.\n\n" + header + body
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Bar chart of mean per-patient Dice (median as a dot) per network and loss, with the
+    training epochs each reached, written atomically as PNG (matplotlib, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"{r['model']}\n{r['loss']} ({r['epochs']} ep)" for r in rows]
+    means = [float(r["dice_mean"]) for r in rows]
+    medians = [float(r["dice_median"]) for r in rows]
+    figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4), layout="constrained")
+    axis.bar(range(len(rows)), means, color="#4878a8", label="mean")
+    axis.plot(range(len(rows)), medians, "o", color="#d0543c", label="median")
+    axis.set_xticks(range(len(rows)), labels, fontsize=7)
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("per-patient Dice (test split)")
+    axis.legend(loc="lower right")
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
+    plt.close(figure)
