@@ -225,15 +225,14 @@ def evaluate(
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
     pixel accuracy, Tversky index and HD95 (pixels). Exit 2 if some patients were skipped."""
     from .data.splits import load_split
-    from .evaluation import Evaluation, evaluate_patients, select_patients, write_evaluation
+    from .evaluation import Evaluation, check_output_folder, evaluate_patients, select_patients, write_evaluation
     from .report import print_summary
 
     predictor = _load_predictor(model, postprocess, tta, backend)
     evaluation = Evaluation()
     split_ids = load_split(split_file) if split_file else None
     patients = select_patients(data, split_ids, subset if split_file else None, evaluation.problems)
-    if not overwrite and (out / "summary.json").exists():
-        raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
+    check_output_folder(out, overwrite)  # before the slow part, not only when writing
     evaluate_patients(predictor, patients, evaluation)
     summary = write_evaluation(evaluation, out, overwrite)
     print_summary(summary)

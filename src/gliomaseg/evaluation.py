@@ -95,15 +95,26 @@ def select_patients(data: Path, split: dict[str, list[str]] | None, subset: str 
     return chosen
 
 
+OUTPUTS = ("per_slice.csv", "per_patient.csv", "summary.json")
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """Refuse to replace an earlier evaluation in ``out`` unless ``overwrite``.
+
+    Raises:
+        InputError: ``out`` already holds one of the evaluation files.
+    """
+    if not overwrite and any((out / name).exists() for name in OUTPUTS):
+        raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
+
+
 def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False) -> dict:
     """Write ``per_slice.csv``, ``per_patient.csv`` and ``summary.json`` into ``out`` atomically.
 
     Raises:
         InputError: ``out`` already holds an evaluation and ``overwrite`` is false.
     """
-    names = ("per_slice.csv", "per_patient.csv", "summary.json")
-    if not overwrite and any((out / n).exists() for n in names):
-        raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
+    check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     summary = evaluation.summary()
     write_text_atomic(out / "per_slice.csv", _csv(evaluation.per_slice))
