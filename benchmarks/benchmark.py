@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 from gliomaseg.config import Config, load_config
-from gliomaseg.data.augment import augment_batch
 from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.evaluation import evaluate_patients
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.losses import create_loss
-from gliomaseg.models.registry import create_model
+from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import autocast, describe_machine, memory_format, set_threads
 from gliomaseg.training.data import SliceBank
 
@@ -35,10 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
 
 
-def training_throughput(config: Config, patients, steps: int) -> float:
-    """Slices/s of full training steps (augment, forward, loss, backward, Adam) after one warm-up."""
-    bank = SliceBank.from_patients(patients, config.data)
-    model = create_model(config.model).to(memory_format=memory_format(config.train.channels_last)).train()
+def training_throughput(config: Config, bank, steps: int) -> float:
+    """Samples/s (slices or patches) of full training steps (sampling, augmentation, forward,
+    loss, backward, Adam) on a training bank, after one warm-up step."""
+    dims = spatial_dims(config.model.name)
+    model = create_model(config.model).to(memory_format=memory_format(config.train.channels_last, dims)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     loss_fn = create_loss(config.train.loss)
     generator = torch.Generator().manual_seed(0)
@@ -47,16 +47,20 @@ def training_throughput(config: Config, patients, steps: int) -> float:
     for step in range(steps + 1):
         if step == 1:
             started = time.perf_counter()
-        index = bank.sample(batch, config.train.tumor_fraction, generator)
-        images, masks = augment_batch(bank.images[index], bank.masks[index], config.augment, generator)
+        images, masks = bank.batch(bank.sample(batch, config.train.tumor_fraction, generator), config.augment, generator)
         with autocast(config.train.bf16):
-            logits = model(images.contiguous(memory_format=memory_format(config.train.channels_last)))
+            logits = model(images.contiguous(memory_format=memory_format(config.train.channels_last, dims)))
         loss = loss_fn(logits.float(), masks)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         seen += batch if step else 0
     return seen / (time.perf_counter() - started)
+
+
+def lgg_bank(config: Config, patients) -> SliceBank:
+    """The LGG training slices of ``patients``, preprocessed with ``config``."""
+    return SliceBank.from_patients(patients, config.data)
 
 
 def inference_throughput(predictor: Predictor, images, batch_size: int) -> float:
@@ -98,13 +102,13 @@ def main() -> None:
     train_patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
     print("\ntraining throughput (slices/s, batch 16, augmentation + forward + backward + Adam)")
     for name in ("unet_buda.yaml", "lgg_unet16.yaml"):
-        rate = training_throughput(load_config(REPO / "configs" / name), train_patients, args.steps)
+        rate = training_throughput(config := load_config(REPO / "configs" / name), lgg_bank(config, train_patients), args.steps)
         print(f"  {name:18s} {rate:7.1f}")
     if args.sweep:
         for width, size in SWEEP:
             config = load_config(REPO / "configs" / "lgg_unet16.yaml")
             config.model.width, config.data.image_size = width, size
-            rate = training_throughput(config, train_patients, args.steps)
+            rate = training_throughput(config, lgg_bank(config, train_patients), args.steps)
             print(f"  lgg_unet16.yaml with width {width}, input {size}x{size}: {rate:7.1f}")
 
     predictor = Predictor.from_path(None)

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmark import REPO, training_throughput
+from benchmark import REPO, lgg_bank, training_throughput
 from gliomaseg.config import load_config
 from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.runtime import describe_machine, set_threads
@@ -42,7 +42,7 @@ def main() -> None:
         for label, bf16, channels_last in SETTINGS:
             config = load_config(args.config)
             config.train.bf16, config.train.channels_last = bf16, channels_last
-            rate = training_throughput(config, patients, args.steps)
+            rate = training_throughput(config, lgg_bank(config, patients), args.steps)
             baseline = baseline or rate
             print(f"  {label:32s} {rate:7.1f} slices/s  {rate / baseline:5.2f}x")
 

@@ -1,10 +1,11 @@
-"""Copy a run's best checkpoint into the package as the bundled LGG model.
+"""Copy a run's best checkpoint into the package as the bundled model of its dataset (LGG or BraTS).
 
 The inference settings (test-time augmentation, post-processing) are those chosen by the
 validation measurement in docs/MODEL_CARD.md and are written into the file's config, so
 ``gliomaseg segment`` without options uses them.
 
-    python scripts/bundle_model.py runs/lgg_unet16_v2 --tta flip --postprocess largest-3d
+    python scripts/bundle_model.py runs/lgg_unet16_v2 --tta none --postprocess largest-3d
+    python scripts/bundle_model.py runs/brats --tta none --postprocess none
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ def main() -> None:
     with (args.run / "metrics.csv").open() as handle:
         history = list(csv.DictReader(handle))
     best = read_metadata(weights)
-    save_model(model, config, bundled_weights(), source_run=args.run.name, epoch=best["epoch"],
+    target = bundled_weights(config.data.dataset)
+    save_model(model, config, target, source_run=args.run.name, epoch=best["epoch"],
                val_dice_mean=best["val_dice_mean"], training_minutes=float(history[-1]["minutes"]),
                epochs_trained=len(history))
-    print(f"{bundled_weights()}: epoch {best['epoch']} of {len(history)}, val per-patient Dice {best['val_dice_mean']:.4f}")
+    print(f"{target}: epoch {best['epoch']} of {len(history)}, val per-patient Dice {best['val_dice_mean']:.4f}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared fixtures: real LGG patients unpacked from ../shared/lgg into a cache folder.
+"""Shared fixtures: real LGG patients and BraTS cases unpacked from ../shared into a cache folder.
 
 The cache is ``$GLIOMASEG_TEST_CACHE`` or ``<repo>/cache`` (git-ignored); unpacking is
 idempotent, so later runs reuse it.
@@ -18,12 +18,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("GLIOMASEG_SHARED", REPO.parent / "shared"))
 CACHE = Path(os.environ.get("GLIOMASEG_TEST_CACHE", REPO / "cache"))
 SPLIT = json.loads((REPO / "splits" / "lgg.json").read_text())
+BRATS_SPLIT = json.loads((REPO / "splits" / "brats.json").read_text())
 
 # Few, small patients keep the suite fast: 3 of the test split for the bundled model's floor,
 # 3 of the train split for the short training run, 1 of the val split to validate on.
 TEST_PATIENTS = SPLIT["test"][:3]
 TRAIN_PATIENTS = SPLIT["train"][:3]
 VAL_PATIENTS = SPLIT["val"][:1]
+# BraTS: one training case for reader and training tests, the held-out (test) cases for the
+# bundled model's floor and `segment`.
+BRATS_TRAIN_CASE = "Brats18_2013_3_1"
+BRATS_TEST_CASES = BRATS_SPLIT["test"]
 
 
 def unpack_lgg(patients: list[str]) -> Path:
@@ -46,3 +51,14 @@ def lgg_root() -> Path:
 def patient_dir(lgg_root: Path) -> Path:
     """One real patient folder (the first test-split patient)."""
     return lgg_root / TEST_PATIENTS[0]
+
+
+@pytest.fixture(scope="session")
+def brats_root() -> Path:
+    """The unpacked ``brats`` folder holding the cases named above (2018-2021 layout)."""
+    unpack = SHARED / "brats" / "unpack"
+    if not unpack.exists():
+        pytest.fail(f"{unpack} is missing: the tests read real data from ../shared/brats")
+    out = subprocess.run([sys.executable, str(unpack), str(CACHE / "brats"), BRATS_TRAIN_CASE, *BRATS_TEST_CASES],
+                         check=True, capture_output=True, text=True)
+    return Path(out.stdout.strip().splitlines()[-1])

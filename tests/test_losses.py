@@ -152,3 +152,17 @@ def test_focal_tversky_is_per_sample_then_mean():
     assert create_loss("focal_tversky")(logits, target).item() == pytest.approx(hand.item(), rel=1e-5)
     pooled = (1 - hand_tversky_index(p, g)) ** 0.75
     assert abs(hand.item() - pooled.item()) > 1e-3
+
+
+def test_bce_dice_on_overlapping_3d_regions_is_per_channel_sigmoid():
+    """With 3 overlapping region channels (BraTS WT/TC/ET, 3D), bce_dice is the mean BCE plus the
+    mean over channels of each channel's batch-wise Dice loss: no softmax across channels."""
+    generator = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 3, 4, 5, 6, generator=generator) * 2
+    target = torch.zeros(2, 3, 4, 5, 6)
+    target[:, 0, 1:4, 1:4, 1:5] = 1  # WT
+    target[:, 1, 2:4, 2:4, 2:4] = 1  # TC inside WT
+    target[0, 2, 2:3, 2:4, 2:3] = 1  # ET inside TC, first sample only
+    bce = F.binary_cross_entropy_with_logits(logits.double(), target.double())
+    dice = torch.stack([hand_dice_loss(logits[:, c:c + 1], target[:, c:c + 1]) for c in range(3)]).mean()
+    assert create_loss("bce_dice")(logits, target).item() == pytest.approx((bce + dice).item(), rel=1e-5)

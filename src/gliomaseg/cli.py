@@ -42,6 +42,23 @@ def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Opti
     return predictor
 
 
+def _load_volume_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
+    """The BraTS predictor for ``--model`` (the bundled BraTS model by default)."""
+    from .config import ConfigError
+    from .inference.volumetric import VOLUME_TTA, VolumePredictor
+
+    if backend != "torch":
+        raise ConfigError(f"--backend {backend}: BraTS models run with the torch backend only")
+    if postprocess not in (None, "none"):
+        raise ConfigError(f"--postprocess {postprocess}: BraTS models have no post-processing yet; use none")
+    if tta is not None and tta not in VOLUME_TTA:
+        raise ConfigError(f"--tta {tta}: for BraTS choose one of {', '.join(VOLUME_TTA)}")
+    predictor = VolumePredictor.from_path(model)
+    if tta is not None:
+        predictor.config.inference.tta = tta
+    return predictor
+
+
 def reports_errors(command: Callable) -> Callable:
     """Turn a GliomasegError into one line on stderr and exit status 1."""
 
@@ -62,7 +79,7 @@ def reports_errors(command: Callable) -> Callable:
 @app.command()
 @reports_errors
 def split(
-    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent)."),
+    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent), or a folder of BraTS cases."),
     out: Path = typer.Option(..., "--out", "-o", help="Split file to write (JSON)."),
     val: float = typer.Option(0.15, help="Fraction of patients for validation."),
     test: float = typer.Option(0.15, help="Fraction of patients for testing."),
@@ -70,11 +87,17 @@ def split(
     overwrite: bool = typer.Option(False, help="Replace an existing split file."),
 ) -> None:
     """Patient-level train/val/test split, stratified by institution (TCGA_<inst>_...)."""
+    from .data.brats import find_cases
+    from .data.detect import detect_dataset
     from .data.kaggle3m import find_patients
     from .data.splits import make_split, save_split
 
+    if detect_dataset(data) == "brats":
+        ids = [case.id for case in find_cases(data, require_label=False)]
+    else:
+        ids = [p.id for p in find_patients(data, masks="ignored")]
     try:
-        result = make_split([p.id for p in find_patients(data, masks="ignored")], val, test, seed)
+        result = make_split(ids, val, test, seed)
     except ValueError as exc:
         raise InputError(out, str(exc)) from None
     save_split(result, out, overwrite)
@@ -84,7 +107,7 @@ def split(
 @app.command()
 @reports_errors
 def train(
-    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent)."),
+    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent), or a folder of BraTS cases."),
     split_file: Path = typer.Option(..., "--split", help="Split file from `gliomaseg split`."),
     config_file: Path = typer.Option(..., "--config", "-c", help="YAML config (see configs/)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder for checkpoints and logs."),
@@ -120,19 +143,23 @@ def train(
 def models(
     width: Optional[int] = typer.Option(None, help="Width for every network; default: each network's published width."),
     size: int = typer.Option(256, help="Side of the square input slice, pixels."),
+    patch: int = typer.Option(128, help="Side of the cubic input patch of 3D networks, voxels."),
 ) -> None:
-    """Table of every registered network: width, parameters, forward GFLOPs per slice."""
+    """Table of every registered network: width, parameters, forward GFLOPs per input (a 3-channel
+    LGG slice for 2D networks, a 4-sequence BraTS patch for 3D networks)."""
     from rich.table import Table
 
     from .models.registry import MODELS, complexity
 
-    table = Table(title=f"registered networks, one 3-channel {size}x{size} slice")
-    for column in ("network", "width", "parameters (M)", "forward GFLOPs"):
-        table.add_column(column, justify="left" if column == "network" else "right")
+    table = Table(title="registered networks")
+    for column in ("network", "width", "input", "params (M)", "GFLOPs"):
+        table.add_column(column, justify="left" if column == "network" else "right", no_wrap=column == "network")
     for name, spec in sorted(MODELS.items()):
         chosen = width or spec.reference_width
-        parameters, gflops = complexity(name, chosen, size=size)
-        table.add_row(name, str(chosen), f"{parameters / 1e6:.2f}", f"{gflops:.1f}")
+        channels, side = (3, size) if spec.spatial_dims == 2 else (4, patch)
+        parameters, gflops = complexity(name, chosen, in_channels=channels, size=side)
+        table.add_row(name, str(chosen), "x".join(map(str, [channels] + [side] * spec.spatial_dims)),
+                      f"{parameters / 1e6:.2f}", f"{gflops:.1f}")
     Console().print(table)
 
 
@@ -212,8 +239,8 @@ def _report_problems(problems: list) -> None:
 @app.command()
 @reports_errors
 def evaluate(
-    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent) with masks."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for per_slice.csv, per_patient.csv, summary.json."),
+    data: Path = typer.Argument(..., help="kaggle_3m folder (or its parent) with masks, or a folder of labelled BraTS cases."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for per_slice.csv, per_patient.csv (BraTS: per_case.csv), summary.json."),
     model: Optional[Path] = ModelOption,
     split_file: Optional[Path] = typer.Option(None, "--split", help="Split file; evaluate only --subset of it."),
     subset: str = typer.Option("test", help="Subset of --split to evaluate: train, val or test."),
@@ -223,14 +250,19 @@ def evaluate(
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
-    pixel accuracy, Tversky index and HD95 (pixels). Exit 2 if some patients were skipped."""
+    pixel accuracy, Tversky index and HD95 (pixels); for BraTS cases, per case and region (WT,
+    TC, ET) Dice, HD95 (mm), sensitivity, specificity and volumes. Exit 2 if some inputs were skipped."""
+    from .data.detect import detect_dataset
     from .data.splits import load_split
     from .evaluation import Evaluation, check_output_folder, evaluate_patients, select_patients, write_evaluation
     from .report import print_summary
 
+    split_ids = load_split(split_file) if split_file else None
+    if detect_dataset(data) == "brats":
+        _evaluate_cases(data, out, _load_volume_predictor(model, postprocess, tta, backend), split_ids, subset, overwrite)
+        return
     predictor = _load_predictor(model, postprocess, tta, backend)
     evaluation = Evaluation()
-    split_ids = load_split(split_file) if split_file else None
     patients = select_patients(data, split_ids, subset if split_file else None, evaluation.problems)
     check_output_folder(out, overwrite)  # before the slow part, not only when writing
     evaluate_patients(predictor, patients, evaluation)
@@ -241,21 +273,45 @@ def evaluate(
     _report_problems(evaluation.problems)
 
 
+def _evaluate_cases(data: Path, out: Path, predictor, split_ids: Optional[dict], subset: str, overwrite: bool) -> None:
+    from .evaluation import CaseEvaluation, check_output_folder, evaluate_cases, select_cases, write_case_evaluation
+    from .report import print_case_summary
+
+    evaluation = CaseEvaluation()
+    cases = select_cases(data, split_ids, subset if split_ids else None, evaluation.problems)
+    check_output_folder(out, overwrite)
+    evaluate_cases(predictor, cases, evaluation)
+    summary = write_case_evaluation(evaluation, out, overwrite)
+    print_case_summary(summary)
+    regions = ", ".join(f"{r} {summary['per_case'][r]['dice']['mean']:.4f}" for r in summary["per_case"])
+    print(f"per-case mean Dice: {regions} over {summary['n_cases']} cases -> {out}")
+    _report_problems(evaluation.problems)
+
+
 @app.command()
 @reports_errors
 def segment(
-    inputs: list[Path] = typer.Argument(..., help="Slice files (TIFF, PNG, JPEG) and/or patient folders."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks, overlays and results.jsonl."),
+    inputs: list[Path] = typer.Argument(..., help="Slice files (TIFF, PNG, JPEG) and/or patient folders, or BraTS case folders."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks, overlays (BraTS: label maps, montages) and results.jsonl."),
     model: Optional[Path] = ModelOption,
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[str] = TtaOption,
     backend: str = typer.Option("torch", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`."),
     overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
 ) -> None:
-    """Segment slices or patient folders: mask and overlay PNGs, results.jsonl. Exit 2 if some
-    inputs were skipped."""
-    from .segmentation import RESULTS, segment as run_segment
+    """Segment slices or patient folders (mask and overlay PNGs), or BraTS cases (<case>_seg.nii.gz
+    on the input's grid, montage PNG); results.jsonl. Exit 2 if some inputs were skipped."""
+    from .data.detect import detect_dataset
+    from .segmentation import RESULTS, segment as run_segment, segment_cases
 
+    kinds = {detect_dataset(path) for path in inputs if path.exists()}
+    if len(kinds) > 1:
+        raise InputError(inputs[0], "mixes LGG slices and BraTS cases; segment them in separate calls")
+    if kinds == {"brats"}:
+        run = segment_cases(inputs, out, _load_volume_predictor(model, postprocess, tta, backend), overwrite)
+        print(f"{sum(r['type'] == 'case' for r in run.records)} case(s) segmented -> {out / RESULTS}")
+        _report_problems(run.problems)
+        return
     run = run_segment(inputs, out, _load_predictor(model, postprocess, tta, backend), overwrite)
     slices = sum(r["type"] == "slice" for r in run.records)
     print(f"{slices} slice(s) segmented -> {out / RESULTS}")

@@ -41,9 +41,14 @@ class DataConfig:
     :func:`gliomaseg.data.preprocessing.brain_box`).
     """
 
-    image_size: int = 256
+    dataset: str = "auto"  # "lgg" (kaggle_3m slices), "brats" (NIfTI cases), "auto": from the folder
+    image_size: int = 256  # BraTS 2D networks: side of the square in-plane training crop (voxels)
     crop_to_brain: bool = False
     crop_margin: int = 8  # pixels of background kept around the brain box
+    # BraTS 2D networks (2.5D): neighbouring axial slices on each side stacked as extra channels,
+    # so ``model.in_channels = 4 * (2 * context_slices + 1)``.
+    context_slices: int = 0
+    patch_size: tuple[int, int, int] = (96, 96, 96)  # BraTS 3D networks: training patch, voxels
 
 
 @dataclass
@@ -89,6 +94,7 @@ class InferenceConfig:
     postprocess: str = "none"  # "none" | "largest-3d" | "min-size:N" (see inference.postprocess)
     tta: str = "none"  # "none" | "flip" | "flip+rot90" (see inference.predictor.TTA_TRANSFORMS)
     batch_size: int = 32
+    overlap: float = 0.5  # BraTS 3D networks: sliding-window overlap, fraction of the patch
 
 
 @dataclass

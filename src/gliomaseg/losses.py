@@ -1,13 +1,15 @@
 """Segmentation losses for binary masks, selected by name in the config (``train.loss``).
 
-Every loss takes ``(logits, target)``, both ``(B, 1, H, W)`` float32 with target in {0, 1}, and
-returns a scalar. ``p = sigmoid(logits)``, ``g = target``; sums run over the whole batch
+Every loss takes ``(logits, target)``, both ``(B, K, *spatial)`` float32 (2D or 3D) with target
+in {0, 1}, and returns a scalar. Channels are independent sigmoid outputs (BraTS regions overlap),
+never a softmax. ``p = sigmoid(logits)``, ``g = target``; sums run over the whole batch
 (``batch=True``) unless stated, so slices without tumor never give 0/0 terms; ``eps = 1e-5``
 (MONAI's smoothing) in numerator and denominator.
 
 - ``bce``: mean binary cross-entropy (``torch.nn.BCEWithLogitsLoss``).
 - ``dice``: ``1 - (2 sum(p g) + eps) / (sum(p) + sum(g) + eps)`` (MONAI ``DiceLoss``).
-- ``bce_dice``: ``bce + dice``, weight 1 each (MONAI ``DiceCELoss``).
+- ``bce_dice``: ``bce + dice``, weight 1 each. Not MONAI ``DiceCELoss``: with more than one
+  channel it takes a softmax cross-entropy, wrong for overlapping regions.
 - ``focal``: mean of ``-(1 - p_t)^2 log(p_t)``, gamma 2 (Lin et al. 2017; MONAI ``FocalLoss``).
 - ``dice_focal``: ``alpha * dice + (1 - alpha) * focal`` with ``alpha = 0.5``; here alpha weighs
   the Dice term (MONAI ``DiceFocalLoss`` with ``lambda_dice = alpha``, ``lambda_focal = 1 - alpha``).
@@ -24,7 +26,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from monai.losses import DiceCELoss, DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
+from monai.losses import DiceFocalLoss, DiceLoss, FocalLoss, TverskyLoss
 from torch import nn
 
 from .errors import ConfigError
@@ -35,6 +37,23 @@ TVERSKY_FP_WEIGHT = 0.3
 FOCAL_GAMMA = 2.0
 DICE_FOCAL_ALPHA = 0.5  # weight of the Dice term
 FOCAL_TVERSKY_EXPONENT = 0.75
+
+
+class BceDiceLoss(nn.Module):
+    """Binary cross-entropy plus soft Dice (MONAI ``DiceLoss`` over the batch, per channel, then
+    averaged), weight 1 each; both per-channel sigmoid, so it suits overlapping region outputs.
+
+    Shapes:
+        logits, target: ``(B, K, *spatial)``; returns a scalar.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss()
+        self.dice = DiceLoss(sigmoid=True, batch=True)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.bce(logits, target) + self.dice(logits, target)
 
 
 class FocalTverskyLoss(nn.Module):
@@ -67,7 +86,7 @@ class FocalTverskyLoss(nn.Module):
 LOSSES: dict[str, Callable[[], nn.Module]] = {
     "bce": nn.BCEWithLogitsLoss,
     "dice": lambda: DiceLoss(sigmoid=True, batch=True),
-    "bce_dice": lambda: DiceCELoss(sigmoid=True, batch=True),
+    "bce_dice": BceDiceLoss,
     "focal": lambda: FocalLoss(gamma=FOCAL_GAMMA),
     "dice_focal": lambda: DiceFocalLoss(sigmoid=True, batch=True, gamma=FOCAL_GAMMA,
                                         lambda_dice=DICE_FOCAL_ALPHA, lambda_focal=1 - DICE_FOCAL_ALPHA),

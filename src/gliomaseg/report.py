@@ -53,3 +53,56 @@ def print_summary(summary: dict, console: Console | None = None) -> None:
         table.add_row(metric, _fmt(stats["mean"]), _fmt(stats["median"]),
                       _fmt(summary["per_slice"][metric]["mean"]), _fmt(summary["global"].get(metric)))
     console.print(table)
+
+
+
+def print_case_summary(summary: dict, console: Console | None = None) -> None:
+    """Print the per-case mean and median of every metric and region of a BraTS evaluation."""
+    console = console or Console()
+    table = Table(title=f"{summary['n_cases']} BraTS cases, per-case mean (median)")
+    table.add_column("metric")
+    for region in summary["per_case"]:
+        table.add_column(region, justify="right")
+    metrics = next(iter(summary["per_case"].values()))
+    for metric in metrics:
+        table.add_row(metric, *(f"{_fmt(stats[metric]['mean'])} ({_fmt(stats[metric]['median'])})"
+                                for stats in summary["per_case"].values()))
+    console.print(table)
+
+
+# BraTS label colours (as in the challenge papers' figures): edema green, necrotic/non-enhancing
+# core red, enhancing tumor yellow.
+BRATS_COLOURS = {2: (40, 200, 40), 1: (230, 40, 40), "enhancing": (255, 230, 0)}
+MONTAGE_COLUMNS = 4
+
+
+def brats_montage(flair: np.ndarray, label: np.ndarray, enhancing_label: int = 4, tiles: int = 12) -> np.ndarray:
+    """Axial slices of a case in a grid, the predicted regions tinted over FLAIR.
+
+    Slices are spread evenly over the predicted whole tumor (over the brain if none), shown with
+    anterior up (array axes X, Y transposed and flipped).
+
+    Args:
+        flair: ``(X, Y, Z)`` intensities (any scale).
+        label: ``(X, Y, Z)`` label map (1 core, 2 edema, ``enhancing_label``).
+        tiles: slices shown.
+
+    Returns:
+        ``(rows * Y, 4 * X, 3)`` uint8 RGB.
+    """
+    rows_with = np.flatnonzero(label.any(axis=(0, 1))) if label.any() else np.flatnonzero(flair.any(axis=(0, 1)))
+    if rows_with.size == 0:
+        rows_with = np.arange(flair.shape[2])
+    chosen = np.linspace(rows_with[0], rows_with[-1], tiles).round().astype(int)
+    top = float(np.percentile(flair[flair > 0], 99.5)) if (flair > 0).any() else 1.0
+    images = []
+    for z in chosen:
+        grey = np.clip(flair[:, :, z] / top * 255, 0, 255)
+        rgb = np.repeat(grey[..., None], 3, axis=-1)
+        for value, colour in BRATS_COLOURS.items():
+            where = label[:, :, z] == (enhancing_label if value == "enhancing" else value)
+            rgb[where] = (1 - FILL_ALPHA - 0.25) * rgb[where] + (FILL_ALPHA + 0.25) * np.array(colour, np.float32)
+        images.append(np.flipud(rgb.transpose(1, 0, 2)).astype(np.uint8))
+    rows = -(-tiles // MONTAGE_COLUMNS)
+    images += [np.zeros_like(images[0])] * (rows * MONTAGE_COLUMNS - tiles)
+    return np.concatenate([np.concatenate(images[r * MONTAGE_COLUMNS:(r + 1) * MONTAGE_COLUMNS], axis=1) for r in range(rows)])

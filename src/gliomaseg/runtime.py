@@ -30,9 +30,12 @@ def autocast(enabled: bool) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def memory_format(channels_last: bool) -> torch.memory_format:
-    """``torch.channels_last`` (faster convolutions with oneDNN on the CPU) or the default."""
-    return torch.channels_last if channels_last else torch.contiguous_format
+def memory_format(channels_last: bool, spatial_dims: int = 2) -> torch.memory_format:
+    """``torch.channels_last`` (``channels_last_3d`` for 3D networks; faster convolutions with
+    oneDNN on the CPU) or the default."""
+    if not channels_last:
+        return torch.contiguous_format
+    return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last
 
 
 def describe_machine() -> str:

@@ -6,22 +6,31 @@ and into ``OUT/<patient>/`` for a patient folder, and one JSON line per slice in
 ``OUT/results.jsonl``; a patient folder adds a line with its tumor volume in voxels, and an
 input that cannot be used adds a line with its error. Inputs are independent: a bad one is
 reported and skipped, the others are still segmented.
+
+BraTS cases (folders of NIfTI sequences, or a folder of such folders) give
+``OUT/<case>_seg.nii.gz``, the label map in the case's convention on its original grid and
+affine, and ``OUT/<case>_montage.png``, axial slices with the regions in colour; their JSON line
+holds the region volumes in cm^3.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.progress import track
 
 from .atomic import write_text_atomic
+from .data.brats import REGIONS, SEQUENCES, BratsCase, find_cases, load_case, scan_case, write_label_map
+from .data.detect import holds_nifti
 from .data.io import IMAGE_SUFFIXES, write_png_atomic
 from .data.kaggle3m import Patient, load_patient, patient_from_files, scan_patient_folder
 from .errors import InputError
 from .inference.predictor import Predictor
-from .report import overlay
+from .inference.volumetric import VolumePredictor
+from .report import brats_montage, overlay
 
 RESULTS = "results.jsonl"
 
@@ -68,8 +77,7 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
     Raises:
         InputError: ``out`` already holds results and ``overwrite`` is false.
     """
-    if (out / RESULTS).exists() and not overwrite:
-        raise InputError(out / RESULTS, "already exists; pass --overwrite to replace earlier results")
+    _check_results(out, overwrite)
     run = SegmentationRun()
     jobs = collect_inputs(inputs, run.problems)
     for patient, folder in track(jobs, description="segmenting", transient=True, disable=len(jobs) < 2):
@@ -77,9 +85,69 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
             run.records.extend(_segment_one(patient, out / folder, predictor, overwrite, is_folder=folder != Path(".")))
         except InputError as exc:
             run.problems.append(exc)
+    return _finish(run, out)
+
+
+def _check_results(out: Path, overwrite: bool) -> None:
+    if (out / RESULTS).exists() and not overwrite:
+        raise InputError(out / RESULTS, "already exists; pass --overwrite to replace earlier results")
+
+
+def _finish(run: SegmentationRun, out: Path) -> SegmentationRun:
+    """Add the skipped inputs to the records and write ``results.jsonl``."""
     run.records.extend({"type": "error", "file": str(e.path), "error": e.problem} for e in run.problems)
     write_text_atomic(out / RESULTS, "".join(json.dumps(r) + "\n" for r in run.records))
     return run
+
+
+def collect_cases(inputs: list[Path], problems: list[InputError]) -> list[BratsCase]:
+    """Turn INPUT arguments into BraTS cases: a case folder, or a folder of case folders (label
+    maps not needed)."""
+    cases = []
+    for path in inputs:
+        try:
+            if not path.is_dir():
+                raise InputError(path, "expected a BraTS case folder (its four sequences as NIfTI) or a folder of them")
+            if holds_nifti(path):
+                cases.append(scan_case(path, require_label=False))
+            else:
+                cases.extend(find_cases(path, require_label=False, problems=problems))
+        except InputError as exc:
+            problems.append(exc)
+    return cases
+
+
+def segment_cases(inputs: list[Path], out: Path, predictor: VolumePredictor, overwrite: bool = False) -> SegmentationRun:
+    """Segment BraTS cases: ``<case>_seg.nii.gz``, ``<case>_montage.png`` and ``results.jsonl`` in ``out``.
+
+    Raises:
+        InputError: ``out`` already holds results and ``overwrite`` is false.
+    """
+    _check_results(out, overwrite)
+    run = SegmentationRun()
+    for case in track(collect_cases(inputs, run.problems), description="segmenting", transient=True):
+        try:
+            run.records.append(_segment_case(case, out, predictor, overwrite))
+        except InputError as exc:
+            run.problems.append(exc)
+    return _finish(run, out)
+
+
+def _segment_case(case: BratsCase, out: Path, predictor: VolumePredictor, overwrite: bool) -> dict:
+    seg_path, montage_path = out / f"{case.id}_seg.nii.gz", out / f"{case.id}_montage.png"
+    for path in (seg_path, montage_path):
+        if path.exists() and not overwrite:
+            raise InputError(path, "already exists; pass --overwrite to replace it")
+    started = time.perf_counter()
+    volume = load_case(case)
+    prediction = predictor.predict(volume.images, case.enhancing_label)
+    write_label_map(seg_path, prediction.label, volume)
+    write_png_atomic(montage_path, brats_montage(volume.images[SEQUENCES.index("flair")], prediction.label, case.enhancing_label))
+    voxel_cm3 = float(volume.spacing[0] * volume.spacing[1] * volume.spacing[2]) / 1000
+    return {"type": "case", "case": case.id, "folder": str(case.sequences[0].parent), "convention": case.convention,
+            "seg": str(seg_path), "montage": str(montage_path),
+            "volume_cm3": {region: round(float(prediction.regions[i].sum()) * voxel_cm3, 3) for i, region in enumerate(REGIONS)},
+            "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _segment_one(patient: Patient, folder: Path, predictor: Predictor, overwrite: bool, is_folder: bool) -> list[dict]:

@@ -2,50 +2,23 @@
 
 from __future__ import annotations
 
-import gzip
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 import pytest
 
-from conftest import CACHE, SHARED
+from brats_cases import add_foreign_label, copy_as_2023, copy_case, drop_sequence, replace_with_text, shrink_sequence
+from conftest import BRATS_TRAIN_CASE
 from gliomaseg.data.brats import find_cases, label_to_regions, load_case, regions_to_label, scan_case
 from gliomaseg.data.volume import nonzero_box, uncrop, zscore_brain
 from gliomaseg.errors import InputError
 
-CASE = "Brats18_2013_3_1"
-
-
-@pytest.fixture(scope="module")
-def brats_root() -> Path:
-    """The unpacked ``brats`` folder holding one real 2018 case."""
-    out = subprocess.run([sys.executable, str(SHARED / "brats" / "unpack"), str(CACHE / "brats"), CASE],
-                         check=True, capture_output=True, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
+CASE = BRATS_TRAIN_CASE
 
 
 @pytest.fixture(scope="module")
 def volume(brats_root):
     return load_case(scan_case(brats_root / CASE))
-
-
-def _copy_as_2023(brats_root: Path, tmp_path: Path) -> Path:
-    """A 2023-style copy of the case: renamed sequences, enhancing label 4 -> 3."""
-    names = {"t1": "t1n", "t1ce": "t1c", "t2": "t2w", "flair": "t2f"}
-    case = "BraTS-GLI-00001-000"
-    folder = tmp_path / case
-    folder.mkdir()
-    for old, new in names.items():
-        shutil.copy(brats_root / CASE / f"{CASE}_{old}.nii.gz", folder / f"{case}-{new}.nii.gz")
-    seg = nib.load(str(brats_root / CASE / f"{CASE}_seg.nii.gz"))
-    label = np.asarray(seg.dataobj).copy()
-    label[label == 4] = 3
-    nib.save(nib.Nifti1Image(label, seg.affine), str(folder / f"{case}-seg.nii.gz"))
-    return folder
 
 
 def test_reads_2018_case(volume):
@@ -58,7 +31,7 @@ def test_reads_2018_case(volume):
 
 def test_reads_2023_names_and_labels(brats_root, volume, tmp_path):
     """A 2023-named copy reads to the same volumes, and its regions equal the 2018 case's."""
-    case = scan_case(_copy_as_2023(brats_root, tmp_path))
+    case = scan_case(copy_as_2023(brats_root / CASE, tmp_path))
     assert case.convention == "2023" and case.enhancing_label == 3
     copy = load_case(case)
     assert np.array_equal(copy.images, volume.images)
@@ -98,36 +71,28 @@ def test_zscore_over_brain(volume):
 
 def test_missing_sequence_is_reported(brats_root, tmp_path):
     """A case without its FLAIR is an InputError naming the case and the file."""
-    folder = tmp_path / CASE
-    shutil.copytree(brats_root / CASE, folder)
-    (folder / f"{CASE}_flair.nii.gz").unlink()
+    folder = copy_case(brats_root / CASE, tmp_path)
+    drop_sequence(folder, "flair")
     with pytest.raises(InputError, match=f"{CASE}_flair.nii.gz.*lacks this sequence"):
         scan_case(folder)
 
 
 def test_mismatched_shape_and_bad_labels_are_reported(brats_root, tmp_path):
     """A sequence of another shape, and a label value outside the convention, are InputErrors."""
-    folder = tmp_path / CASE
-    shutil.copytree(brats_root / CASE, folder)
-    t2 = nib.load(str(folder / f"{CASE}_t2.nii.gz"))
-    nib.save(nib.Nifti1Image(np.asarray(t2.dataobj)[:, :, :100], t2.affine), str(folder / f"{CASE}_t2.nii.gz"))
+    folder = copy_case(brats_root / CASE, tmp_path)
+    shrink_sequence(folder, "t2")
     with pytest.raises(InputError, match=f"{CASE}_t2.nii.gz.*shape"):
         load_case(scan_case(folder))
     shutil.copy(brats_root / CASE / f"{CASE}_t2.nii.gz", folder / f"{CASE}_t2.nii.gz")
-    seg = nib.load(str(folder / f"{CASE}_seg.nii.gz"))
-    label = np.asarray(seg.dataobj).copy()
-    label[0, 0, 0] = 7
-    nib.save(nib.Nifti1Image(label, seg.affine), str(folder / f"{CASE}_seg.nii.gz"))
+    add_foreign_label(folder, 7)
     with pytest.raises(InputError, match=r"label values \[7\]"):
         load_case(scan_case(folder))
 
 
 def test_non_nifti_file_is_reported(brats_root, tmp_path):
     """A text file named like a sequence is an InputError naming it."""
-    folder = tmp_path / CASE
-    shutil.copytree(brats_root / CASE, folder)
-    with gzip.open(folder / f"{CASE}_t1.nii.gz", "wt") as handle:
-        handle.write("not a volume\n")
+    folder = copy_case(brats_root / CASE, tmp_path)
+    replace_with_text(folder, "t1")
     with pytest.raises(InputError, match=f"{CASE}_t1.nii.gz.*not a readable NIfTI"):
         load_case(scan_case(folder))
 

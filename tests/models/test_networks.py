@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from conftest import TRAIN_PATIENTS
+from conftest import BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import Config
+from gliomaseg.data.brats import label_to_regions, load_case, scan_case
+from gliomaseg.data.volume import crop_to_brain
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
 from gliomaseg.data.preprocessing import mask_to_network, to_network
 from gliomaseg.losses import create_loss
@@ -33,13 +36,10 @@ def real_batch(lgg_root):
     return network_input.images, mask_to_network(patient.masks[chosen], network_input.box, SIZE)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_network_trains_saves_and_reloads(name, real_batch, tmp_path):
-    """Logits have the input's size; a few Adam steps lower the loss; reloaded weights give identical outputs."""
+def _trains_saves_and_reloads(config: Config, images: torch.Tensor, masks: torch.Tensor, tmp_path: Path) -> None:
+    """Logits have the masks' shape; a few Adam steps lower the loss; reloaded weights give identical outputs."""
     torch.manual_seed(0)
-    config = Config.from_dict({"model": {"name": name, "width": SMALL_WIDTH}, "data": {"image_size": SIZE}})
     model = create_model(config.model)
-    images, masks = real_batch
     loss_fn = create_loss("bce_dice")
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     losses = []
@@ -49,22 +49,43 @@ def test_network_trains_saves_and_reloads(name, real_batch, tmp_path):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert model(images).shape == (8, 1, SIZE, SIZE)
+    assert model(images).shape == masks.shape
     assert losses[-1] < losses[0], losses
     model.eval()
-    path = tmp_path / f"{name}.safetensors"
+    path = tmp_path / f"{config.model.name}.safetensors"
     save_model(model, config, path)
     reloaded, reloaded_config = load_model(path)
-    assert reloaded_config.model.name == name
+    assert reloaded_config.model.name == config.model.name
     with torch.no_grad():
         assert torch.equal(model(images), reloaded(images))
+
+
+@pytest.mark.parametrize("name", sorted(name for name, spec in MODELS.items() if spec.spatial_dims == 2))
+def test_network_trains_saves_and_reloads(name, real_batch, tmp_path):
+    """Every 2D network on 8 real LGG slices."""
+    config = Config.from_dict({"model": {"name": name, "width": SMALL_WIDTH}, "data": {"image_size": SIZE}})
+    _trains_saves_and_reloads(config, *real_batch, tmp_path)
+
+
+def test_3d_network_trains_saves_and_reloads(brats_root, tmp_path):
+    """The 3D U-Net on two real 32^3 BraTS patches through the tumor (4 sequences in, WT/TC/ET out)."""
+    volume = load_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    cropped, box = crop_to_brain(volume.images)
+    regions = label_to_regions(volume.label[box])
+    x, y, z = (int(np.median(axis)) - 16 for axis in np.nonzero(regions[0]))
+    patch = (slice(None), slice(x, x + 32), slice(y, y + 32), slice(z, z + 32))
+    images = torch.from_numpy(np.stack([cropped[patch], cropped[patch][:, ::-1].copy()]))
+    masks = torch.from_numpy(np.stack([regions[patch], regions[patch][:, ::-1].copy()]).astype(np.float32))
+    config = Config.from_dict({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3, "width": 4},
+                               "data": {"dataset": "brats", "patch_size": [32, 32, 32]}})
+    _trains_saves_and_reloads(config, images, masks, tmp_path)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_parameter_count_matches_module(name):
     """complexity() counts the same parameters as the built module, and a positive FLOP count."""
     parameters, gflops = complexity(name, SMALL_WIDTH, size=SIZE)
-    built = MODELS[name].builder(3, 1, SMALL_WIDTH)
+    built = MODELS[name].builder(3, 1, SMALL_WIDTH)  # complexity() builds with 3 input channels too
     assert parameters == sum(p.numel() for p in built.parameters())
     assert gflops > 0
 

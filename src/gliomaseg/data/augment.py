@@ -1,5 +1,6 @@
 """On-the-fly augmentation of whole batches: flips, small rotations and scaling, intensity jitter,
-and FLAIR copies in place of the other LGG sequences.
+and FLAIR copies in place of the other LGG sequences. 3D patches get mirroring along every
+axis and the intensity jitter (nnU-Net's cheapest and most useful 3D transforms).
 
 Done on the batch tensor with one ``affine_grid``/``grid_sample`` call, which costs a small
 fraction of a training step on the CPU, unlike per-sample pipelines.
@@ -19,18 +20,20 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     """Randomly transform a batch; image and mask get the same geometry.
 
     Args:
-        images: ``(B, C, H, W)`` float32 normalised images.
-        masks: ``(B, 1, H, W)`` float32 in {0, 1}.
-        config: ranges of each transform.
+        images: ``(B, C, H, W)`` (or ``(B, C, X, Y, Z)``) float32 normalised images.
+        masks: ``(B, K, H, W)`` (or ``(B, K, X, Y, Z)``) float32 in {0, 1}.
+        config: ranges of each transform (rotation, scaling and FLAIR copies apply to 2D only).
         generator: random source, for reproducible runs.
 
     Returns:
         ``(images, masks)`` of the same shapes; masks stay in {0, 1}.
     """
+    if images.dim() == 5:
+        return _augment_volumes(images, masks, config, generator)
     batch = images.shape[0]
 
     def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return low + (high - low) * torch.rand(*shape, generator=generator)
+        return _uniform(low, high, generator, *shape)
 
     angle = uniform(-1, 1, batch) * math.radians(config.rotate_degrees)
     scale = uniform(*config.scale, batch)
@@ -44,12 +47,32 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
     if config.flair_copy > 0 and images.shape[1] == 3:
         images = _copy_flair(images, config.flair_copy, generator)
-    if config.intensity > 0:
-        channels = images.shape[1]
-        gain = uniform(1 - config.intensity, 1 + config.intensity, batch, channels, 1, 1)
-        bias = uniform(-config.intensity, config.intensity, batch, channels, 1, 1)
-        images = images * gain + bias * (images > 0)
-    return images, masks
+    return _jitter_intensity(images, config.intensity, generator), masks
+
+
+def _uniform(low: float, high: float, generator: torch.Generator, *shape: int) -> torch.Tensor:
+    return low + (high - low) * torch.rand(*shape, generator=generator)
+
+
+def _jitter_intensity(images: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """Per-sample, per-channel gain in ``1 +- amount`` and, inside the brain (non-zero), bias in ``+- amount``."""
+    if amount <= 0:
+        return images
+    shape = (*images.shape[:2], *[1] * (images.dim() - 2))
+    gain = _uniform(1 - amount, 1 + amount, generator, *shape)
+    bias = _uniform(-amount, amount, generator, *shape)
+    return images * gain + bias * (images != 0)
+
+
+def _augment_volumes(images: torch.Tensor, masks: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mirror each sample along each spatial axis with probability 1/2, then jitter intensities."""
+    if config.flip:
+        images, masks = images.clone(), masks.clone()
+        for axis in (2, 3, 4):
+            chosen = torch.rand(images.shape[0], generator=generator) < 0.5
+            images[chosen] = images[chosen].flip(axis - 1)
+            masks[chosen] = masks[chosen].flip(axis - 1)
+    return _jitter_intensity(images, config.intensity, generator), masks
 
 
 def _copy_flair(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:

@@ -13,12 +13,14 @@ Volumes are read with nibabel; every sequence must share the label map's shape a
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
+from ..atomic import atomic_path
 from ..errors import InputError
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
@@ -76,8 +78,11 @@ def scan_case(folder: str | Path, require_label: bool = True) -> BratsCase:
     raise InputError(folder, f"no BraTS files named {folder.name}_<t1|t1ce|t2|flair|seg>.nii.gz or {folder.name}-<t1n|t1c|t2w|t2f|seg>.nii.gz")
 
 
-def find_cases(root: str | Path, require_label: bool = True) -> list[BratsCase]:
+def find_cases(root: str | Path, require_label: bool = True, problems: list[InputError] | None = None) -> list[BratsCase]:
     """Every case folder under ``root`` (the ``brats`` folder or its parent), sorted by id.
+
+    Args:
+        problems: if given, an incomplete case is appended here and skipped instead of raised.
 
     Raises:
         InputError: no case found, or an incomplete case (see :func:`scan_case`).
@@ -88,8 +93,17 @@ def find_cases(root: str | Path, require_label: bool = True) -> list[BratsCase]:
     if (root / "brats").is_dir():
         root = root / "brats"
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    cases = [scan_case(f, require_label) for f in folders if any(f.glob("*.nii.gz"))]
-    if not cases:
+    cases = []
+    for folder in folders:
+        if not any(folder.glob("*.nii*")):
+            continue
+        try:
+            cases.append(scan_case(folder, require_label))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+    if not cases and not problems:
         raise InputError(root, "no BraTS case folders found")
     return cases
 
@@ -114,12 +128,14 @@ class BratsVolume:
         label: ``(X, Y, Z)`` uint8 label map, or ``None``.
         affine: ``(4, 4)`` voxel-to-world (mm) matrix shared by all files.
         spacing: voxel size in mm along X, Y, Z.
+        header: the first sequence's NIfTI header, the template of written label maps.
     """
 
     images: np.ndarray
     label: np.ndarray | None
     affine: np.ndarray
     spacing: tuple[float, float, float]
+    header: nib.Nifti1Header | None = None
 
 
 def load_case(case: BratsCase) -> BratsVolume:
@@ -147,7 +163,18 @@ def load_case(case: BratsCase) -> BratsVolume:
             raise InputError(case.label, f"label values {sorted(found - allowed)} outside the BraTS {case.convention} convention {sorted(allowed)}")
         label = label.astype(np.uint8)
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
-    return BratsVolume(np.stack(images), label, affine, spacing)
+    return BratsVolume(np.stack(images), label, affine, spacing, reference.header)
+
+
+def write_label_map(path: str | Path, label: np.ndarray, volume: BratsVolume) -> None:
+    """Write ``label`` (``(X, Y, Z)`` uint8) as a gzipped NIfTI on ``volume``'s grid: its affine
+    and header (qform/sform codes, units), data type uint8, atomically."""
+    header = volume.header.copy() if volume.header is not None else None
+    image = nib.Nifti1Image(label.astype(np.uint8), volume.affine, header)
+    image.set_data_dtype(np.uint8)
+    image.header.set_slope_inter(1, 0)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1))
 
 
 def _check_grid(path: Path, image: nib.Nifti1Image, shape: tuple, affine: np.ndarray, reference: Path) -> None:

@@ -8,6 +8,7 @@ skull-stripped with background exactly 0, so the brain is where any sequence is 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 Box3D = tuple[slice, slice, slice]
 
@@ -57,3 +58,37 @@ def uncrop(array: np.ndarray, box: Box3D, shape: tuple[int, int, int], fill: flo
     out = np.full((*array.shape[:-3], *shape), fill, dtype=array.dtype)
     out[(..., *box)] = array
     return out
+
+
+def crop_to_brain(images: np.ndarray) -> tuple[np.ndarray, Box3D]:
+    """The network input of a case: cropped to the brain box, then z-scored over the brain.
+
+    Args:
+        images: ``(C, X, Y, Z)`` scanner intensities.
+
+    Returns:
+        ``(C, x, y, z)`` float32 and the box (undo with :func:`uncrop`).
+    """
+    box = nonzero_box(images)
+    return zscore_brain(images[(slice(None), *box)]), box
+
+
+def stack_slices(volume: torch.Tensor, z: torch.Tensor, context: int) -> torch.Tensor:
+    """Axial slices with ``context`` neighbours on each side as channels (2.5D input); slices
+    beyond the volume repeat the edge slice.
+
+    Args:
+        volume: ``(C, X, Y, Z)``.
+        z: ``(N,)`` long, the centre slices.
+        context: neighbours on each side.
+
+    Returns:
+        ``(N, C * (2 * context + 1), X, Y)``, channels ordered neighbour by neighbour (from
+        ``z - context`` up), the ``C`` sequences within each.
+    """
+    offsets = torch.arange(-context, context + 1)
+    index = (z[:, None] + offsets[None]).clamp(0, volume.shape[-1] - 1)  # (N, D)
+    picked = volume[..., index.flatten()]  # (C, X, Y, N * D)
+    channels, sx, sy = volume.shape[:3]
+    picked = picked.reshape(channels, sx, sy, len(z), len(offsets))
+    return picked.permute(3, 4, 0, 1, 2).reshape(len(z), len(offsets) * channels, sx, sy)

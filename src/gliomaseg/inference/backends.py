@@ -23,10 +23,11 @@ BACKENDS = ("torch", "onnxruntime")
 
 
 class TorchBackend:
-    """A PyTorch network in eval mode, with the run's bf16 and channels_last settings."""
+    """A PyTorch network in eval mode, with the run's bf16 and channels_last settings
+    (``spatial_dims`` 3 for volume networks)."""
 
-    def __init__(self, model: nn.Module, config: Config):
-        self.format = memory_format(config.train.channels_last)
+    def __init__(self, model: nn.Module, config: Config, spatial_dims: int = 2):
+        self.format = memory_format(config.train.channels_last, spatial_dims)
         self.bf16 = config.train.bf16
         self.model = model.eval().to(memory_format=self.format)
 

@@ -73,7 +73,10 @@ class Predictor:
         if is_onnx:
             onnx_backend = OnnxBackend(model)
             return cls(onnx_backend, onnx_backend.config)
-        network, config = load_model(resolve_weights(model))
+        path = resolve_weights(model)
+        network, config = load_model(path)
+        if config.data.dataset == "brats":
+            raise InputError(path, "a BraTS model segments BraTS cases (NIfTI), not LGG slices")
         return cls(network, config)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:

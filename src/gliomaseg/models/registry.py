@@ -1,7 +1,8 @@
 """Name -> network builder registry, with one factory signature for every network.
 
 Modelled on segmentation_models_pytorch: every network is built as
-``builder(in_channels, out_channels, width)`` and returns logits ``(B, out_channels, H, W)``.
+``builder(in_channels, out_channels, width)`` and returns logits ``(B, out_channels, H, W)``
+(``(B, out_channels, X, Y, Z)`` for 3D networks).
 """
 
 from __future__ import annotations
@@ -21,27 +22,30 @@ Builder = Callable[[int, int, int], nn.Module]
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A registered network: its builder and the width of its published configuration."""
+    """A registered network: its builder, the width of its published configuration, and whether
+    it takes 2D slices or 3D volumes."""
 
     builder: Builder
     reference_width: int
+    spatial_dims: int = 2
 
 
 MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, reference_width: int) -> Callable[[Builder], Builder]:
+def register(name: str, reference_width: int, spatial_dims: int = 2) -> Callable[[Builder], Builder]:
     """Decorator adding ``builder`` to :data:`MODELS` under ``name``.
 
     Args:
         name: the ``model.name`` of configs.
         reference_width: ``width`` of the configuration described in the network's paper.
+        spatial_dims: 2 for slice networks, 3 for volume networks.
     """
 
     def add(builder: Builder) -> Builder:
         if name in MODELS:
             raise ValueError(f"network {name!r} is registered twice")
-        MODELS[name] = ModelSpec(builder, reference_width)
+        MODELS[name] = ModelSpec(builder, reference_width, spatial_dims)
         return builder
 
     return add
@@ -53,8 +57,7 @@ def create_model(config: ModelConfig) -> nn.Module:
     Raises:
         ConfigError: unknown name.
     """
-    if config.name not in MODELS:
-        raise ConfigError(f"unknown network {config.name!r}; registered: {', '.join(sorted(MODELS))}")
+    spatial_dims(config.name)
     return MODELS[config.name].builder(config.in_channels, config.out_channels, config.width)
 
 
@@ -71,15 +74,27 @@ def load_encoder_weights(model: nn.Module, path: str) -> None:
     encoder.load_pretrained(path)
 
 
+def spatial_dims(name: str) -> int:
+    """2 or 3: whether the network called ``name`` segments slices or volumes.
+
+    Raises:
+        ConfigError: unknown name.
+    """
+    if name not in MODELS:
+        raise ConfigError(f"unknown network {name!r}; registered: {', '.join(sorted(MODELS))}")
+    return MODELS[name].spatial_dims
+
+
 def complexity(name: str, width: int, in_channels: int = 3, size: int = 256) -> tuple[int, float]:
-    """(parameters, forward GFLOPs for one ``size x size`` slice) of a registered network.
+    """(parameters, forward GFLOPs for one ``size x size`` slice, or ``size^3`` volume for 3D
+    networks) of a registered network.
 
     FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, convolutions and
     matrix products only) on meta tensors, so nothing is computed or allocated.
     """
     with torch.device("meta"):
         model = MODELS[name].builder(in_channels, 1, width)
-        example = torch.zeros(1, in_channels, size, size)
+        example = torch.zeros(1, in_channels, *[size] * MODELS[name].spatial_dims)
     parameters = sum(p.numel() for p in model.parameters())
     with FlopCounterMode(display=False) as counter:
         model(example)

@@ -24,7 +24,7 @@ from ..errors import InputError
 from .registry import create_model
 
 CONFIG_KEY = "gliomaseg.config"
-BUNDLED_LGG = "lgg_unet.safetensors"
+BUNDLED = {"lgg": "lgg_unet.safetensors", "brats": "brats_model.safetensors"}  # per dataset
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
@@ -74,20 +74,20 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
     return model.eval(), config
 
 
-def bundled_weights() -> Path:
-    """Path of the pretrained LGG model shipped inside the package."""
-    return Path(str(resources.files("gliomaseg") / "weights" / BUNDLED_LGG))
+def bundled_weights(dataset: str = "lgg") -> Path:
+    """Path of the pretrained model for ``dataset`` (``lgg`` or ``brats``) shipped inside the package."""
+    return Path(str(resources.files("gliomaseg") / "weights" / BUNDLED[dataset]))
 
 
-def resolve_weights(model: str | Path | None) -> Path:
+def resolve_weights(model: str | Path | None, dataset: str = "lgg") -> Path:
     """``--model`` argument -> weights file: a ``.safetensors`` file, a run folder (its
-    ``best.safetensors``), or ``None`` for the bundled model.
+    ``best.safetensors``), or ``None`` for the bundled model of ``dataset``.
 
     Raises:
         InputError: the path does not exist or a run folder has no best checkpoint.
     """
     if model is None:
-        return bundled_weights()
+        return bundled_weights(dataset)
     path = Path(model)
     if path.is_dir():
         best = path / "best.safetensors"

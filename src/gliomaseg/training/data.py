@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..config import DataConfig
+from ..config import AugmentConfig, DataConfig
+from ..data.augment import augment_batch
 from ..data.kaggle3m import Patient
 from ..data.preprocessing import mask_to_network, to_network
 
@@ -35,6 +36,13 @@ class SliceBank:
             masks.append(mask_to_network(patient.masks, network_input.box, config.image_size))
             tumor.append(torch.from_numpy(patient.masks.reshape(len(patient.masks), -1).any(axis=1)))
         return cls(torch.cat(images), torch.cat(masks), torch.cat(tumor))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slices at ``index``, augmented: ``(B, C, S, S)`` images, ``(B, 1, S, S)`` masks."""
+        return augment_batch(self.images[index], self.masks[index], augment, generator)
 
     def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor:
         """``count`` slice indices drawn with replacement so that about ``tumor_fraction`` of

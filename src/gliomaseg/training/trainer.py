@@ -1,6 +1,11 @@
 """The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice
 each epoch, ReduceLROnPlateau, early stopping, best and last checkpoints, resume, time budget.
 
+The loop is the same for every dataset: a *bank* (:class:`.data.SliceBank` for LGG slices,
+:class:`.volumes.VolumeBank` for BraTS patches and slice stacks) draws augmented batches, and a
+*validator* scores each validation patient or case (per-patient Dice; for BraTS the mean of the
+WT, TC and ET Dice).
+
 Files written to the run folder::
 
     config.yaml          the resolved config
@@ -18,23 +23,33 @@ import dataclasses
 import math
 import time
 from pathlib import Path
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
 from rich.progress import Progress, track
 from torch.utils.tensorboard import SummaryWriter
 
-from ..config import Config, save_config
-from ..data.augment import augment_batch
+from ..config import AugmentConfig, Config, save_config
 from ..data.kaggle3m import Patient
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
-from ..models.registry import create_model, load_encoder_weights
+from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_state, save_model, save_state
 from ..runtime import autocast, memory_format, set_threads
 from .data import SliceBank
+
+Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation patient
+
+
+class Bank(Protocol):
+    """Training samples held in memory: draws sample indices and turns them into batches."""
+
+    def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor: ...
+
+    def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 CSV_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "lr", "minutes", "slices_per_s")
 
@@ -53,6 +68,11 @@ class RunProgress:
 def validate(predictor: Predictor, patients: list[Patient]) -> list[float]:
     """Dice of each validation patient, on its whole volume, on the original grid."""
     return [overlap_metrics(predictor.predict(p.images).mask, p.masks)["dice"] for p in patients]
+
+
+def lgg_validator(config: Config, patients: list[Patient]) -> Validator:
+    """Per-patient Dice of the LGG validation patients (see :func:`validate`)."""
+    return lambda model: validate(Predictor(model, config), patients)
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -75,21 +95,21 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torc
 
 
 class Trainer:
-    """Trains ``config``'s network on ``train`` patients, selecting on ``val`` patients.
+    """Trains ``config``'s network on a bank of training samples, selecting on validation scores.
 
     Args:
         config: run config.
-        train, val: loaded patients (``images`` and ``masks`` set).
+        bank: the training samples (see :class:`Bank`).
+        validator: scores the network on each validation patient or case, in [0, 1].
         out: run folder.
     """
 
-    def __init__(self, config: Config, train: list[Patient], val: list[Patient], out: Path):
-        self.config, self.val, self.out = config, val, Path(out)
+    def __init__(self, config: Config, bank: Bank, validator: Validator, out: Path):
+        self.config, self.bank, self.validator, self.out = config, bank, validator, Path(out)
         set_threads(config.train.threads)
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed)
-        self.bank = SliceBank.from_patients(train, config.data)
-        self.memory_format = memory_format(config.train.channels_last)
+        self.memory_format = memory_format(config.train.channels_last, spatial_dims(config.model.name))
         self.model = create_model(config.model).to(memory_format=self.memory_format)
         if config.model.encoder_weights:
             load_encoder_weights(self.model, config.model.encoder_weights)
@@ -129,7 +149,7 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
     def _epoch(self, deadline: float, bar: Progress) -> tuple[float, int]:
         cfg = self.config.train
-        count = cfg.slices_per_epoch or len(self.bank.images)
+        count = cfg.slices_per_epoch or len(self.bank)
         order = self.bank.sample(count, cfg.tumor_fraction, self.generator)
         self.model.train()
         task = bar.add_task(f"epoch {self.progress.epoch + 1}", total=count)
@@ -138,7 +158,7 @@ class Trainer:
             if time.monotonic() > deadline:
                 break
             index = order[start:start + cfg.batch_size]
-            images, masks = augment_batch(self.bank.images[index], self.bank.masks[index], self.config.augment, self.generator)
+            images, masks = self.bank.batch(index, self.config.augment, self.generator)
             with autocast(cfg.bf16):
                 logits = self.model(images.contiguous(memory_format=self.memory_format))
             loss = self.loss(logits.float(), masks)
@@ -161,7 +181,6 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out / "config.yaml")
         writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.progress.epoch + 1)
-        predictor = Predictor(self.model, self.config)
         budget = math.inf if max_minutes is None else max_minutes * 60
         with Progress(transient=True) as bar:
             while self.progress.epoch < cfg.max_epochs and self.progress.epochs_since_best < cfg.early_stop_patience:
@@ -171,7 +190,7 @@ class Trainer:
                 started = time.monotonic()
                 train_loss, seen = self._epoch(started + left, bar)
                 self.model.eval()
-                dices = validate(predictor, self.val)
+                dices = self.validator(self.model)
                 elapsed = time.monotonic() - started
                 self._record(train_loss, dices, elapsed, seen, writer)
         writer.close()
@@ -217,23 +236,39 @@ def _append_csv(path: Path, row: dict) -> None:
 
 
 def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, resume: bool = False, max_minutes: float | None = None) -> RunProgress:
-    """Load the split's train and val patients from ``data`` and train (see :class:`Trainer`).
+    """Load the split's train and val patients (or BraTS cases) from ``data`` and train (see
+    :class:`Trainer`). ``config.data.dataset`` ``"auto"`` is resolved from the folder's layout
+    and saved so in the run's config.
 
     Raises:
-        InputError: a patient of the split is missing from ``data`` or unreadable.
+        InputError: a patient or case of the split is missing from ``data`` or unreadable.
+        ConfigError: the network does not fit the dataset (a 3D network on LGG slices).
     """
+    from ..data.detect import resolve_dataset
+
+    config.data.dataset = resolve_dataset(data, config.data.dataset)
+    if config.data.dataset == "brats":
+        from .volumes import brats_training
+
+        bank, validator = brats_training(data, split, config)
+    else:
+        bank, validator = _lgg_training(data, split, config)
+    trainer = Trainer(config, bank, validator, out)
+    if resume:
+        trainer.resume()
+    return trainer.fit(max_minutes)
+
+
+def _lgg_training(data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank, Validator]:
     from ..data.kaggle3m import find_patients, load_patient
 
+    if spatial_dims(config.model.name) != 2:
+        raise ConfigError(f"network {config.model.name!r} is 3D; LGG slices need a 2D network")
     by_id = {p.id: p for p in find_patients(data)}
     missing = [pid for pid in split["train"] + split["val"] if pid not in by_id]
     if missing:
         raise InputError(data, f"{len(missing)} patient(s) of the split are missing, e.g. {missing[0]}")
-    channels = config.model.in_channels
     wanted = split["train"] + split["val"]
-    loaded = {pid: load_patient(by_id[pid], channels) for pid in track(wanted, description="loading patients", transient=True)}
-    train_patients = [loaded[pid] for pid in split["train"]]
-    val_patients = [loaded[pid] for pid in split["val"]]
-    trainer = Trainer(config, train_patients, val_patients, out)
-    if resume:
-        trainer.resume()
-    return trainer.fit(max_minutes)
+    loaded = {pid: load_patient(by_id[pid], config.model.in_channels) for pid in track(wanted, description="loading patients", transient=True)}
+    bank = SliceBank.from_patients([loaded[pid] for pid in split["train"]], config.data)
+    return bank, lgg_validator(config, [loaded[pid] for pid in split["val"]])

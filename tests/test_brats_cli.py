@@ -1,0 +1,110 @@
+"""BraTS through the real ``gliomaseg`` command with the bundled BraTS model: ``segment`` writes
+label maps on the input's grid, ``evaluate`` reports per-region metrics on held-out cases, and bad
+cases get one error line each while the good ones are still processed."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors import safe_open
+
+from brats_cases import add_foreign_label, copy_as_2023, copy_case, drop_sequence, replace_with_text, shrink_sequence
+from cli_helpers import assert_no_traceback, assert_one_error_per_file, run_cli
+from conftest import BRATS_TEST_CASES
+from gliomaseg.models.weights import bundled_weights
+
+# Floors for the mean Dice of the 2 held-out cases (never seen in training). The model card
+# gives the measured figures; these sit below them with room for 2-case noise, and far above
+# what an untrained or broken pipeline gives (< 0.2).
+DICE_FLOOR = {"WT": 0.75, "TC": 0.5, "ET": 0.5}
+
+
+@pytest.fixture(scope="module")
+def segmented(brats_root, tmp_path_factory):
+    """``segment`` on a folder with a good case, its 2023-style copy and three broken copies."""
+    inputs = tmp_path_factory.mktemp("inputs")
+    good = copy_case(brats_root / BRATS_TEST_CASES[0], inputs)
+    renamed = copy_as_2023(good, inputs)
+    broken = []
+    for case, breaker in (("missing", drop_sequence), ("shape", shrink_sequence), ("text", replace_with_text)):
+        folder = copy_case(good, inputs / case)
+        broken.append(breaker(folder))
+    out = tmp_path_factory.mktemp("out")
+    result = run_cli("segment", good, renamed, *(path.parent for path in broken), "--out", out)
+    return good, renamed, broken, out, result
+
+
+def test_segment_writes_label_maps_on_the_input_grid(segmented):
+    """<case>_seg.nii.gz has the input's shape and affine, labels of the input's convention, and a montage."""
+    good, renamed, _, out, result = segmented
+    assert_no_traceback(result)
+    for case, enhancing in ((good, 4), (renamed, 3)):
+        reference = next(case.glob("*t1*.nii.gz"))
+        written = nib.load(str(out / f"{case.name}_seg.nii.gz"))
+        original = nib.load(str(reference))
+        assert written.shape == original.shape
+        assert np.allclose(written.affine, original.affine)
+        labels = set(np.unique(np.asarray(written.dataobj)).tolist())
+        assert labels <= {0, 1, 2, enhancing} and enhancing in labels
+        assert Image.open(out / f"{case.name}_montage.png").mode == "RGB"
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    cases = [r for r in records if r["type"] == "case"]
+    assert len(cases) == 2 and cases[0]["volume_cm3"]["WT"] >= cases[0]["volume_cm3"]["TC"] > 0
+
+
+def test_segment_reports_each_bad_case_and_goes_on(segmented):
+    """A missing sequence, a shape mismatch and a non-NIfTI file: one error line each, exit 2."""
+    _, _, broken, out, result = segmented
+    assert result.returncode == 2, result.stderr
+    assert_one_error_per_file(result, [str(path) for path in broken])
+    assert "lacks this sequence" in result.stderr and "differs from" in result.stderr
+    assert "not a readable NIfTI" in result.stderr
+    errors = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines() if '"error"' in line]
+    assert len(errors) == 3
+
+
+def test_segment_refuses_to_overwrite(segmented):
+    good, _, _, out, _ = segmented
+    result = run_cli("segment", good, "--out", out)
+    assert result.returncode == 1 and "--overwrite" in result.stderr
+    assert_no_traceback(result)
+
+
+@pytest.fixture(scope="module")
+def evaluated(brats_root, tmp_path_factory):
+    """``evaluate`` on the held-out cases plus a copy with a label value outside the convention."""
+    data = tmp_path_factory.mktemp("brats")
+    for cid in BRATS_TEST_CASES:
+        copy_case(brats_root / cid, data)
+    bad_case = copy_case(brats_root / BRATS_TEST_CASES[0], data, "Brats18_bad_1")
+    add_foreign_label(bad_case)
+    out = tmp_path_factory.mktemp("eval")
+    return run_cli("evaluate", data, "--out", out), out, bad_case
+
+
+def test_evaluate_writes_per_region_summary_and_skips_bad_labels(evaluated):
+    result, out, bad_case = evaluated
+    assert result.returncode == 2, result.stderr
+    assert_one_error_per_file(result, [f"{bad_case.name}_seg.nii.gz"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_cases"] == len(BRATS_TEST_CASES)
+    for region in ("WT", "TC", "ET"):
+        for metric in ("dice", "hd95", "sensitivity", "specificity"):
+            assert np.isfinite(summary["per_case"][region][metric]["mean"])
+    assert (out / "per_case.csv").read_text().count("\n") == len(BRATS_TEST_CASES) + 1
+
+
+def test_bundled_brats_model_on_held_out_cases(evaluated):
+    """Per-region mean Dice of the held-out cases clears the floors; the file is safetensors, <= 30 MB."""
+    _, out, _ = evaluated
+    summary = json.loads((out / "summary.json").read_text())
+    for region, floor in DICE_FLOOR.items():
+        assert summary["per_case"][region]["dice"]["mean"] >= floor, (region, summary["per_case"][region]["dice"])
+    path = bundled_weights("brats")
+    assert path.stat().st_size <= 30 * 1024 * 1024
+    with safe_open(str(path), framework="pt") as handle:
+        assert "gliomaseg.config" in handle.metadata()
