@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Iterable, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class GliomasegError(Exception):
@@ -25,3 +29,17 @@ class InputError(GliomasegError):
 
 class ConfigError(GliomasegError):
     """A configuration file or option is invalid (unknown key, wrong type, bad value)."""
+
+
+def read_each(items: Iterable[T], read: Callable[[T], R], problems: list[InputError] | None) -> list[R]:
+    """``read(item)`` for every item. An item whose read raises :class:`InputError` is appended
+    to ``problems`` and skipped (batch runs go on), or, when ``problems`` is ``None``, re-raised."""
+    results = []
+    for item in items:
+        try:
+            results.append(read(item))
+        except InputError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+    return results

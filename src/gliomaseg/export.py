@@ -52,10 +52,16 @@ def export_onnx(model: str | Path | None, out: Path) -> Config:
 
     Returns:
         the run config stored in the file.
+
+    Raises:
+        InputError: unreadable model, or a BraTS model (not exportable yet).
     """
     import onnx
 
-    network, config = load_model(resolve_weights(model))
+    path = resolve_weights(model)
+    network, config = load_model(path)
+    if config.data.dataset == "brats":
+        raise InputError(path, "ONNX export covers LGG slice models only; BraTS models run with PyTorch")
     size = config.data.image_size
     example = torch.zeros(2, config.model.in_channels, size, size)
     with atomic_path(out) as tmp, _quiet_exporter():

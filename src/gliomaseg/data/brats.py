@@ -21,7 +21,7 @@ import nibabel as nib
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import InputError
+from ..errors import InputError, read_each
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
 REGIONS = ("WT", "TC", "ET")
@@ -79,7 +79,8 @@ def scan_case(folder: str | Path, require_label: bool = True) -> BratsCase:
 
 
 def find_cases(root: str | Path, require_label: bool = True, problems: list[InputError] | None = None) -> list[BratsCase]:
-    """Every case folder under ``root`` (the ``brats`` folder or its parent), sorted by id.
+    """Every case folder under ``root`` (the ``brats`` folder or its parent; or ``root`` itself
+    if it is a case folder), sorted by id.
 
     Args:
         problems: if given, an incomplete case is appended here and skipped instead of raised.
@@ -90,19 +91,13 @@ def find_cases(root: str | Path, require_label: bool = True, problems: list[Inpu
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "no such folder")
+    if any(root.glob("*.nii*")):  # a single case folder
+        return read_each([root], lambda folder: scan_case(folder, require_label), problems)
     if (root / "brats").is_dir():
         root = root / "brats"
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    cases = []
-    for folder in folders:
-        if not any(folder.glob("*.nii*")):
-            continue
-        try:
-            cases.append(scan_case(folder, require_label))
-        except InputError as exc:
-            if problems is None:
-                raise
-            problems.append(exc)
+    folders = [folder for folder in folders if any(folder.glob("*.nii*"))]
+    cases = read_each(folders, lambda folder: scan_case(folder, require_label), problems)
     if not cases and not problems:
         raise InputError(root, "no BraTS case folders found")
     return cases

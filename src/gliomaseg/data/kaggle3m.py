@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, read_each
 from .io import IMAGE_SUFFIXES, read_image, read_mask
 
 _SLICE = re.compile(r"^(?P<stem>.+?)_(?P<num>\d+)(?P<mask>_mask)?$")
@@ -114,14 +114,8 @@ def find_patients(root: str | Path, masks: str = "required", problems: list[Inpu
         raise InputError(root, "no such folder")
     if (root / "kaggle_3m").is_dir():
         root = root / "kaggle_3m"
-    patients = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and _visible(p) and _has_slices(p)):
-        try:
-            patients.append(scan_patient_folder(folder, masks))
-        except InputError as exc:
-            if problems is None:
-                raise
-            problems.append(exc)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p) and _has_slices(p))
+    patients = read_each(folders, lambda folder: scan_patient_folder(folder, masks), problems)
     if not patients:
         raise InputError(root, "no patient folders with image slices found")
     return patients
