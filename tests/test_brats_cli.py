@@ -30,9 +30,8 @@ def segmented(brats_root, tmp_path_factory):
     good = copy_case(brats_root / BRATS_TEST_CASES[0], inputs)
     renamed = copy_as_2023(good, inputs)
     broken = []
-    for case, breaker in (("missing", drop_sequence), ("shape", shrink_sequence), ("text", replace_with_text)):
-        folder = copy_case(good, inputs / case)
-        broken.append(breaker(folder))
+    for name, breaker in (("missing", drop_sequence), ("shape", shrink_sequence), ("text", replace_with_text)):
+        broken.append(breaker(copy_case(good, inputs, f"Brats18_{name}_1")))
     out = tmp_path_factory.mktemp("out")
     result = run_cli("segment", good, renamed, *(path.parent for path in broken), "--out", out)
     return good, renamed, broken, out, result
