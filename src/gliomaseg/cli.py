@@ -45,15 +45,18 @@ def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Opti
 def _load_volume_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
     """The BraTS predictor for ``--model`` (the bundled BraTS model by default)."""
     from .config import ConfigError
+    from .inference.postprocess import validate_postprocess
     from .inference.volumetric import VOLUME_TTA, VolumePredictor
 
     if backend != "torch":
         raise ConfigError(f"--backend {backend}: BraTS models run with the torch backend only")
-    if postprocess not in (None, "none"):
-        raise ConfigError(f"--postprocess {postprocess}: BraTS models have no post-processing yet; use none")
+    if postprocess is not None:
+        validate_postprocess(postprocess)
     if tta is not None and tta not in VOLUME_TTA:
         raise ConfigError(f"--tta {tta}: for BraTS choose one of {', '.join(VOLUME_TTA)}")
     predictor = VolumePredictor.from_path(model)
+    if postprocess is not None:
+        predictor.config.inference.postprocess = postprocess
     if tta is not None:
         predictor.config.inference.tta = tta
     return predictor

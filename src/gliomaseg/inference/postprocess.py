@@ -32,7 +32,7 @@ def postprocess(mask: np.ndarray, method: str) -> np.ndarray:
     if method == "largest-3d":
         return fill_holes_per_slice(largest_component(mask))
     if method.startswith("min-size:"):
-        return fill_holes_per_slice(drop_small_components(mask, _min_size(method)))
+        return fill_holes_per_slice(drop_small_components(mask, min_size(method)))
     raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS)}")
 
 
@@ -41,10 +41,15 @@ def validate_postprocess(method: str) -> None:
     if method not in ("none", "largest-3d") and not method.startswith("min-size:"):
         raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS)}")
     if method.startswith("min-size:"):
-        _min_size(method)
+        min_size(method)
 
 
-def _min_size(method: str) -> int:
+def min_size(method: str) -> int:
+    """N of ``"min-size:N"``.
+
+    Raises:
+        ConfigError: N is not a whole number.
+    """
     size = method.split(":", 1)[1]
     if not size.isdigit():
         raise ConfigError(f"post-processing {method!r}: N in min-size:N must be a whole number of voxels")

@@ -22,13 +22,17 @@ from ..metrics import overlap_metrics
 from ..models.registry import spatial_dims
 from ..models.weights import load_model, resolve_weights
 from .backends import TorchBackend
+from .postprocess import drop_small_components, largest_component, min_size, validate_postprocess
 
 # Mirrorings averaged by "flip" TTA, as spatial axes of a (C, X, Y, Z) volume: the identity and
-# left-right / front-back mirrors (the axial plane's symmetries, as the 2D predictor's "flip").
+# the in-plane mirrors. Only mirrors seen in training help (mirroring along an axis the network
+# never saw flipped lowered Dice), so 3D networks (trained with every mirror) use all four and
+# 2D networks (trained with mirrors along their image width, the Y axis) the identity and that one.
 VOLUME_TTA: dict[str, list[tuple[int, ...]]] = {
     "none": [()],
     "flip": [(), (1,), (2,), (1, 2)],
 }
+SLICE_TRAINED_MIRRORS = {2}
 SLICE_STRIDE = 32  # 2D networks need sides divisible by their total downsampling
 
 
@@ -88,12 +92,13 @@ class VolumePredictor:
         cropped, box = crop_to_brain(images)
         volume = torch.from_numpy(cropped)
         total = None
-        for axes in VOLUME_TTA[tta]:
+        mirrors = [axes for axes in VOLUME_TTA[tta] if self.dims == 3 or set(axes) <= SLICE_TRAINED_MIRRORS]
+        for axes in mirrors:
             view = volume.flip(axes) if axes else volume
             probs = self._volume(view) if self.dims == 3 else self._slices(view)
             probs = probs.flip(axes) if axes else probs
             total = probs if total is None else total + probs
-        return uncrop((total / len(VOLUME_TTA[tta])).numpy(), box, images.shape[1:])
+        return uncrop((total / len(mirrors)).numpy(), box, images.shape[1:])
 
     def _volume(self, volume: torch.Tensor) -> torch.Tensor:
         """3D network: Gaussian-weighted sliding windows of ``data.patch_size``."""
@@ -119,8 +124,32 @@ class VolumePredictor:
         """Probabilities, the label map (regions thresholded at ``inference.threshold``) and the
         regions read back from the label map, so they nest as in the written file."""
         probabilities = self.probabilities(images)
-        label = regions_to_label(probabilities >= self.config.inference.threshold, enhancing_label)
+        regions = clean_regions(probabilities >= self.config.inference.threshold, self.config.inference.postprocess)
+        label = regions_to_label(regions, enhancing_label)
         return VolumePrediction(probabilities, label_to_regions(label, enhancing_label), label)
+
+
+def clean_regions(regions: np.ndarray, method: str) -> np.ndarray:
+    """Post-process predicted regions: the whole tumor is cleaned by ``method`` and the tumor
+    core and enhancing tumor are kept only inside what remains of it.
+
+    Args:
+        regions: ``(3, X, Y, Z)`` bool, WT, TC, ET.
+        method: ``"none"``; ``"largest-3d"``: keep the largest 26-connected WT component (one
+            lesion); ``"min-size:N"``: drop WT components of fewer than N voxels (multifocal
+            tumors keep their foci).
+
+    Returns:
+        ``(3, X, Y, Z)`` bool.
+
+    Raises:
+        ConfigError: unknown method.
+    """
+    validate_postprocess(method)
+    if method == "none":
+        return regions
+    whole = largest_component(regions[0]) if method == "largest-3d" else drop_small_components(regions[0], min_size(method))
+    return regions & whole[None]
 
 
 def case_dice(predictor: VolumePredictor, case: BratsCase, volume: BratsVolume) -> float:
