@@ -22,16 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from benchmark import REPO, training_throughput
 from gliomaseg.config import load_config
-from gliomaseg.data.brats import find_cases, label_to_regions, load_case
-from gliomaseg.data.volume import crop_to_brain
+from gliomaseg.data.brats import find_cases, load_case
 from gliomaseg.inference.volumetric import VolumePredictor
 from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import describe_machine, set_threads
-from gliomaseg.training.volumes import bank_for
+from gliomaseg.training.volumes import bank_for, training_case
 
 RECIPES = ("brats_unet3d.yaml", "brats_unet2d.yaml")
 
@@ -47,12 +45,8 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     split = json.loads(args.split.read_text())
     by_id = {case.id: case for case in find_cases(args.data)}
-    images, targets = [], []
-    for cid in split["train"][:2]:
-        volume = load_case(by_id[cid])
-        cropped, box = crop_to_brain(volume.images)
-        images.append(torch.from_numpy(cropped))
-        targets.append(torch.from_numpy(label_to_regions(volume.label[box]).astype(np.float32)))
+    prepared = [training_case(by_id[cid]) for cid in split["train"][:2]]
+    images, targets = [images for images, _ in prepared], [regions for _, regions in prepared]
     held_out = by_id[split["test"][0]]
     volume = load_case(held_out)
     recipes = [name for name in args.recipes.split(",") if name]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gliomaseg.data.brats import REGIONS, find_cases, label_to_regions, load_case, regions_to_label
-from gliomaseg.inference.volumetric import VOLUME_TTA, VolumePredictor, clean_regions
+from gliomaseg.data.brats import REGIONS, find_cases, label_to_regions, load_case
+from gliomaseg.inference.volumetric import VOLUME_TTA, VolumePredictor, threshold_regions
 from gliomaseg.metrics import brats_region_metrics
 from gliomaseg.runtime import describe_machine
 
@@ -48,8 +48,8 @@ def main() -> None:
             for method, threshold in ((m, t) for m in POSTPROCESSING for t in THRESHOLDS):
                 scores = {region: {"dice": [], "hd95": []} for region in REGIONS}
                 for (case, volume), probs in zip(cases, probabilities):
-                    label = regions_to_label(clean_regions(probs >= threshold, method))
-                    predicted, truth = label_to_regions(label), label_to_regions(volume.label, case.enhancing_label)
+                    predicted, _ = threshold_regions(probs, threshold, method, case.enhancing_label)
+                    truth = label_to_regions(volume.label, case.enhancing_label)
                     for index, region in enumerate(REGIONS):
                         metrics = brats_region_metrics(predicted[index], truth[index], volume.spacing)
                         scores[region]["dice"].append(metrics["dice"])

@@ -24,37 +24,23 @@ PostprocessOption = typer.Option(None, "--postprocess", help="Override the model
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation: none, flip or flip+rot90.")
 
 
-def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
-    """The predictor for ``--model``, with the inference options the user overrode."""
+def _load_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str, dataset: str = "lgg"):
+    """The predictor for ``--model`` (default: the bundled model of ``dataset``), with the
+    inference options the user overrode; BraTS cases get a volume predictor."""
     from .config import ConfigError
     from .inference.postprocess import validate_postprocess
     from .inference.predictor import TTA_TRANSFORMS, Predictor
-
-    if postprocess is not None:
-        validate_postprocess(postprocess)
-    if tta is not None and tta not in TTA_TRANSFORMS:
-        raise ConfigError(f"--tta {tta}: choose one of {', '.join(TTA_TRANSFORMS)}")
-    predictor = Predictor.from_path(model, backend)
-    if postprocess is not None:
-        predictor.config.inference.postprocess = postprocess
-    if tta is not None:
-        predictor.config.inference.tta = tta
-    return predictor
-
-
-def _load_volume_predictor(model: Optional[Path], postprocess: Optional[str], tta: Optional[str], backend: str):
-    """The BraTS predictor for ``--model`` (the bundled BraTS model by default)."""
-    from .config import ConfigError
-    from .inference.postprocess import validate_postprocess
     from .inference.volumetric import VOLUME_TTA, VolumePredictor
 
-    if backend != "torch":
+    brats = dataset == "brats"
+    if brats and backend != "torch":
         raise ConfigError(f"--backend {backend}: BraTS models run with the torch backend only")
     if postprocess is not None:
         validate_postprocess(postprocess)
-    if tta is not None and tta not in VOLUME_TTA:
-        raise ConfigError(f"--tta {tta}: for BraTS choose one of {', '.join(VOLUME_TTA)}")
-    predictor = VolumePredictor.from_path(model)
+    choices = VOLUME_TTA if brats else TTA_TRANSFORMS
+    if tta is not None and tta not in choices:
+        raise ConfigError(f"--tta {tta}: {'for BraTS ' if brats else ''}choose one of {', '.join(choices)}")
+    predictor = VolumePredictor.from_path(model) if brats else Predictor.from_path(model, backend)
     if postprocess is not None:
         predictor.config.inference.postprocess = postprocess
     if tta is not None:
@@ -262,7 +248,7 @@ def evaluate(
 
     split_ids = load_split(split_file) if split_file else None
     if detect_dataset(data) == "brats":
-        _evaluate_cases(data, out, _load_volume_predictor(model, postprocess, tta, backend), split_ids, subset, overwrite)
+        _evaluate_cases(data, out, _load_predictor(model, postprocess, tta, backend, "brats"), split_ids, subset, overwrite)
         return
     predictor = _load_predictor(model, postprocess, tta, backend)
     evaluation = Evaluation()
@@ -311,7 +297,7 @@ def segment(
     if len(kinds) > 1:
         raise InputError(inputs[0], "mixes LGG slices and BraTS cases; segment them in separate calls")
     if kinds == {"brats"}:
-        run = segment_cases(inputs, out, _load_volume_predictor(model, postprocess, tta, backend), overwrite)
+        run = segment_cases(inputs, out, _load_predictor(model, postprocess, tta, backend, "brats"), overwrite)
         print(f"{sum(r['type'] == 'case' for r in run.records)} case(s) segmented -> {out / RESULTS}")
         _report_problems(run.problems)
         return

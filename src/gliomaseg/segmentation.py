@@ -23,8 +23,7 @@ from pathlib import Path
 from rich.progress import track
 
 from .atomic import write_text_atomic
-from .data.brats import REGIONS, SEQUENCES, BratsCase, find_cases, load_case, scan_case, write_label_map
-from .data.detect import holds_nifti
+from .data.brats import REGIONS, SEQUENCES, BratsCase, find_cases, load_case, write_label_map
 from .data.io import IMAGE_SUFFIXES, write_png_atomic
 from .data.kaggle3m import Patient, load_patient, patient_from_files, scan_patient_folder
 from .errors import InputError
@@ -108,10 +107,7 @@ def collect_cases(inputs: list[Path], problems: list[InputError]) -> list[BratsC
         try:
             if not path.is_dir():
                 raise InputError(path, "expected a BraTS case folder (its four sequences as NIfTI) or a folder of them")
-            if holds_nifti(path):
-                cases.append(scan_case(path, require_label=False))
-            else:
-                cases.extend(find_cases(path, require_label=False, problems=problems))
+            cases.extend(find_cases(path, require_label=False, problems=problems))
         except InputError as exc:
             problems.append(exc)
     return cases

@@ -6,20 +6,19 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import Config
-from gliomaseg.data.brats import label_to_regions, load_case, scan_case
-from gliomaseg.data.volume import crop_to_brain
+from gliomaseg.data.brats import scan_case
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
 from gliomaseg.data.preprocessing import mask_to_network, to_network
 from gliomaseg.losses import create_loss
 from gliomaseg.models import MODELS, create_model
 from gliomaseg.models.registry import complexity
 from gliomaseg.models.weights import load_model, save_model
+from gliomaseg.training.volumes import training_case
 
 SIZE = 64
 SMALL_WIDTH = 8
@@ -69,13 +68,11 @@ def test_network_trains_saves_and_reloads(name, real_batch, tmp_path):
 
 def test_3d_network_trains_saves_and_reloads(brats_root, tmp_path):
     """The 3D U-Net on two real 32^3 BraTS patches through the tumor (4 sequences in, WT/TC/ET out)."""
-    volume = load_case(scan_case(brats_root / BRATS_TRAIN_CASE))
-    cropped, box = crop_to_brain(volume.images)
-    regions = label_to_regions(volume.label[box])
-    x, y, z = (int(np.median(axis)) - 16 for axis in np.nonzero(regions[0]))
+    cropped, regions = training_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    x, y, z = (int(axis.median()) - 16 for axis in torch.nonzero(regions[0], as_tuple=True))
     patch = (slice(None), slice(x, x + 32), slice(y, y + 32), slice(z, z + 32))
-    images = torch.from_numpy(np.stack([cropped[patch], cropped[patch][:, ::-1].copy()]))
-    masks = torch.from_numpy(np.stack([regions[patch], regions[patch][:, ::-1].copy()]).astype(np.float32))
+    images = torch.stack([cropped[patch], cropped[patch].flip(1)])
+    masks = torch.stack([regions[patch], regions[patch].flip(1)])
     config = Config.from_dict({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3, "width": 4},
                                "data": {"dataset": "brats", "patch_size": [32, 32, 32]}})
     _trains_saves_and_reloads(config, images, masks, tmp_path)

@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
 import torch
 
 from conftest import BRATS_TEST_CASES, BRATS_TRAIN_CASE
 from gliomaseg.config import AugmentConfig, Config
-from gliomaseg.data.brats import label_to_regions, load_case, scan_case
-from gliomaseg.data.volume import crop_to_brain, stack_slices
+from gliomaseg.data.brats import scan_case
+from gliomaseg.data.volume import stack_slices
 from gliomaseg.errors import ConfigError
 from gliomaseg.models.weights import load_model
 from gliomaseg.training.trainer import train
-from gliomaseg.training.volumes import bank_for
+from gliomaseg.training.volumes import bank_for, training_case
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), intensity=0)
 
@@ -24,9 +23,7 @@ NO_AUGMENT = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), inten
 @pytest.fixture(scope="module")
 def case(brats_root):
     """The training case, cropped and z-scored, with its WT/TC/ET regions."""
-    volume = load_case(scan_case(brats_root / BRATS_TRAIN_CASE))
-    cropped, box = crop_to_brain(volume.images)
-    return torch.from_numpy(cropped), torch.from_numpy(label_to_regions(volume.label[box]).astype(np.float32))
+    return training_case(scan_case(brats_root / BRATS_TRAIN_CASE))
 
 
 def brats_config(**sections) -> Config:

@@ -32,11 +32,8 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
         return _augment_volumes(images, masks, config, generator)
     batch = images.shape[0]
 
-    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
-        return _uniform(low, high, generator, *shape)
-
-    angle = uniform(-1, 1, batch) * math.radians(config.rotate_degrees)
-    scale = uniform(*config.scale, batch)
+    angle = _uniform(-1, 1, generator, batch) * math.radians(config.rotate_degrees)
+    scale = _uniform(*config.scale, generator, batch)
     flip = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if config.flip else torch.ones(batch)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.zeros(batch, 2, 3)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError, read_each
+from .detect import holds_nifti
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
 REGIONS = ("WT", "TC", "ET")
@@ -91,12 +92,12 @@ def find_cases(root: str | Path, require_label: bool = True, problems: list[Inpu
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "no such folder")
-    if any(root.glob("*.nii*")):  # a single case folder
+    if holds_nifti(root):  # a single case folder
         return read_each([root], lambda folder: scan_case(folder, require_label), problems)
     if (root / "brats").is_dir():
         root = root / "brats"
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    folders = [folder for folder in folders if any(folder.glob("*.nii*"))]
+    folders = [folder for folder in folders if holds_nifti(folder)]
     cases = read_each(folders, lambda folder: scan_case(folder, require_label), problems)
     if not cases and not problems:
         raise InputError(root, "no BraTS case folders found")

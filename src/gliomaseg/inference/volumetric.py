@@ -124,9 +124,23 @@ class VolumePredictor:
         """Probabilities, the label map (regions thresholded at ``inference.threshold``) and the
         regions read back from the label map, so they nest as in the written file."""
         probabilities = self.probabilities(images)
-        regions = clean_regions(probabilities >= self.config.inference.threshold, self.config.inference.postprocess)
-        label = regions_to_label(regions, enhancing_label)
-        return VolumePrediction(probabilities, label_to_regions(label, enhancing_label), label)
+        inference = self.config.inference
+        regions, label = threshold_regions(probabilities, inference.threshold, inference.postprocess, enhancing_label)
+        return VolumePrediction(probabilities, regions, label)
+
+
+def threshold_regions(probabilities: np.ndarray, threshold: float, postprocess: str, enhancing_label: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Region probabilities -> (regions, label map): thresholded, cleaned (:func:`clean_regions`),
+    turned into the label map, and the regions read back from it so they nest as in the file.
+
+    Args:
+        probabilities: ``(3, X, Y, Z)`` float in [0, 1], WT, TC, ET.
+
+    Returns:
+        ``(3, X, Y, Z)`` bool regions and the ``(X, Y, Z)`` uint8 label map.
+    """
+    label = regions_to_label(clean_regions(probabilities >= threshold, postprocess), enhancing_label)
+    return label_to_regions(label, enhancing_label), label
 
 
 def clean_regions(regions: np.ndarray, method: str) -> np.ndarray:

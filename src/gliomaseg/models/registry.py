@@ -57,8 +57,7 @@ def create_model(config: ModelConfig) -> nn.Module:
     Raises:
         ConfigError: unknown name.
     """
-    spatial_dims(config.name)
-    return MODELS[config.name].builder(config.in_channels, config.out_channels, config.width)
+    return _spec(config.name).builder(config.in_channels, config.out_channels, config.width)
 
 
 def load_encoder_weights(model: nn.Module, path: str) -> None:
@@ -80,9 +79,13 @@ def spatial_dims(name: str) -> int:
     Raises:
         ConfigError: unknown name.
     """
+    return _spec(name).spatial_dims
+
+
+def _spec(name: str) -> ModelSpec:
     if name not in MODELS:
         raise ConfigError(f"unknown network {name!r}; registered: {', '.join(sorted(MODELS))}")
-    return MODELS[name].spatial_dims
+    return MODELS[name]
 
 
 def complexity(name: str, width: int, in_channels: int = 3, size: int = 256) -> tuple[int, float]:

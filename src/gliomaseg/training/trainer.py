@@ -47,6 +47,8 @@ Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> 
 class Bank(Protocol):
     """Training samples held in memory: draws sample indices and turns them into batches."""
 
+    def __len__(self) -> int: ...  # samples in one pass, the epoch size when none is configured
+
     def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor: ...
 
     def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
@@ -259,16 +261,26 @@ def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, re
     return trainer.fit(max_minutes)
 
 
+def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, kind: str) -> list[str]:
+    """The split's train and val ids, in that order, checked against the ids ``found`` in ``data``.
+
+    Raises:
+        InputError: an id of the split is missing from ``data``.
+    """
+    wanted = split["train"] + split["val"]
+    missing = [item for item in wanted if item not in found]
+    if missing:
+        raise InputError(data, f"{len(missing)} {kind}(s) of the split are missing, e.g. {missing[0]}")
+    return wanted
+
+
 def _lgg_training(data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank, Validator]:
     from ..data.kaggle3m import find_patients, load_patient
 
     if spatial_dims(config.model.name) != 2:
         raise ConfigError(f"network {config.model.name!r} is 3D; LGG slices need a 2D network")
     by_id = {p.id: p for p in find_patients(data)}
-    missing = [pid for pid in split["train"] + split["val"] if pid not in by_id]
-    if missing:
-        raise InputError(data, f"{len(missing)} patient(s) of the split are missing, e.g. {missing[0]}")
-    wanted = split["train"] + split["val"]
+    wanted = require_split_ids(data, split, by_id, "patient")
     loaded = {pid: load_patient(by_id[pid], config.model.in_channels) for pid in track(wanted, description="loading patients", transient=True)}
     bank = SliceBank.from_patients([loaded[pid] for pid in split["train"]], config.data)
     return bank, lgg_validator(config, [loaded[pid] for pid in split["val"]])

@@ -18,11 +18,11 @@ from rich.progress import track
 
 from ..config import AugmentConfig, Config
 from ..data.augment import augment_batch
-from ..data.brats import find_cases, label_to_regions, load_case
+from ..data.brats import BratsCase, find_cases, label_to_regions, load_case
 from ..data.volume import crop_to_brain, stack_slices
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError
 from ..models.registry import spatial_dims
-from .trainer import Validator
+from .trainer import Validator, require_split_ids
 
 TUMOR_VOXELS_KEPT = 50_000  # per case, enough to spread tumor-centred samples over the lesion
 
@@ -115,6 +115,19 @@ def bank_for(images: list[torch.Tensor], targets: list[torch.Tensor], config: Co
     return VolumeBank(images, targets, window, context, config.train.seed)
 
 
+def training_case(case: BratsCase) -> tuple[torch.Tensor, torch.Tensor]:
+    """A labelled case as the banks hold it: ``(C, x, y, z)`` float32 sequences cropped to the
+    brain box and z-scored, and ``(3, x, y, z)`` float32 WT/TC/ET regions in {0, 1} on that box.
+
+    Raises:
+        InputError: unreadable case.
+    """
+    volume = load_case(case)
+    cropped, box = crop_to_brain(volume.images)
+    regions = label_to_regions(volume.label[box], case.enhancing_label)
+    return torch.from_numpy(cropped), torch.from_numpy(regions.astype(np.float32))
+
+
 def brats_training(data: Path, split: dict[str, list[str]], config: Config) -> tuple[VolumeBank, Validator]:
     """Load the split's BraTS train and val cases; the bank and the validator (per case, the
     mean of the WT, TC and ET Dice).
@@ -125,20 +138,12 @@ def brats_training(data: Path, split: dict[str, list[str]], config: Config) -> t
     from ..inference.volumetric import VolumePredictor, case_dice
 
     by_id = {case.id: case for case in find_cases(data)}
-    missing = [cid for cid in split["train"] + split["val"] if cid not in by_id]
-    if missing:
-        raise InputError(data, f"{len(missing)} case(s) of the split are missing, e.g. {missing[0]}")
-    images, targets = [], []
-    for cid in track(split["train"], description="loading cases", transient=True):
-        case = by_id[cid]
-        volume = load_case(case)
-        cropped, box = crop_to_brain(volume.images)
-        images.append(torch.from_numpy(cropped))
-        targets.append(torch.from_numpy(label_to_regions(volume.label[box], case.enhancing_label).astype(np.float32)))
+    require_split_ids(data, split, by_id, "case")
+    prepared = [training_case(by_id[cid]) for cid in track(split["train"], description="loading cases", transient=True)]
     val_cases = [(by_id[cid], load_case(by_id[cid])) for cid in split["val"]]
 
     def validator(model: torch.nn.Module) -> list[float]:
         predictor = VolumePredictor(model, config)
         return [case_dice(predictor, case, volume) for case, volume in val_cases]
 
-    return bank_for(images, targets, config), validator
+    return bank_for([images for images, _ in prepared], [regions for _, regions in prepared], config), validator
