@@ -1,12 +1,18 @@
 """Typed configuration: plain dataclasses, read from and written to YAML.
 
-A config file holds up to five sections (``model``, ``data``, ``augment``, ``train``,
-``inference``); a missing key takes the default below, an unknown key is an error, so a typo
-never silently falls back to a default.
+A config file holds up to six sections (``model``, ``data``, ``augment``, ``train``,
+``inference``, ``runtime``); a missing key takes the default below, an unknown key is an error,
+so a typo never silently falls back to a default. Values are checked for type and range when
+the file is read (:meth:`Config.check`); checks that need the network registry or the dataset
+types run right after (:func:`gliomaseg.training.checks.check_config`), before any data is read.
+
+``--set section.key=value`` overrides (:func:`apply_overrides`) are applied to the raw mapping,
+so they get the same checks as the file.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -17,6 +23,10 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+
+POSTPROCESS_CHOICES = ("none", "largest-3d", "min-size:N")
+TTA_CHOICES = ("none", "flip", "flip+rot90")
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 
 
 @dataclass
@@ -34,21 +44,31 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Preprocessing shared by training, evaluation and ``segment``.
+    """Dataset type and preprocessing, shared by training, evaluation and ``segment``.
 
-    ``image_size``: side in pixels of the square the network sees. ``crop_to_brain``: crop each
-    volume to the square box around the brain before resizing (see
-    :func:`gliomaseg.data.preprocessing.brain_box`).
+    Every field means one thing for every dataset type; which fields a type uses is checked
+    when the config is loaded:
+
+    - ``dataset``: a registered dataset type (``kaggle3m``, ``brats``, ``image_folder``), or
+      ``auto``: detected from the data folder and saved so in the run's config.
+    - ``image_size``: side in pixels of the square each slice is resized to (slice datasets:
+      ``kaggle3m``, ``image_folder``); 0 keeps the voxel grid (volume datasets, whose spacing
+      in mm matters).
+    - ``crop_to_brain``, ``crop_margin``: slice datasets: cut out the square box around the
+      brain of the whole volume, ``crop_margin`` pixels wider, before resizing (volume datasets
+      always crop to the non-zero brain box).
+    - ``context_slices``: neighbouring slices on each side stacked as extra channels (2.5D),
+      so ``model.in_channels = channels * (2 * context_slices + 1)``.
+    - ``patch_size``: volume datasets: the training window in voxels, ``(x, y, z)`` for 3D
+      networks and ``(x, y, 1)`` for slice networks.
     """
 
-    dataset: str = "auto"  # "lgg" (kaggle_3m slices), "brats" (NIfTI cases), "auto": from the folder
-    image_size: int = 256  # BraTS 2D networks: side of the square in-plane training crop (voxels)
+    dataset: str = "auto"
+    image_size: int = 256
     crop_to_brain: bool = False
-    crop_margin: int = 8  # pixels of background kept around the brain box
-    # BraTS 2D networks (2.5D): neighbouring axial slices on each side stacked as extra channels,
-    # so ``model.in_channels = 4 * (2 * context_slices + 1)``.
+    crop_margin: int = 8
     context_slices: int = 0
-    patch_size: tuple[int, int, int] = (96, 96, 96)  # BraTS 3D networks: training patch, voxels
+    patch_size: tuple[int, int, int] = (96, 96, 96)
 
 
 @dataclass
@@ -74,27 +94,41 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 0.0
     max_epochs: int = 100
-    slices_per_epoch: int = 0  # 0: one pass over the training slices
-    tumor_fraction: float = 0.5  # share of tumor slices drawn per epoch (oversampling)
+    slices_per_epoch: int = 0  # samples per epoch; 0: one pass over the training slices
+    tumor_fraction: float = 0.5  # share of tumor samples drawn per epoch (oversampling)
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
     early_stop_patience: int = 15  # epochs without validation gain before training stops
-    bf16: bool = True  # bfloat16 autocast on CPUs that support it
-    channels_last: bool = True
-    threads: int = 0  # 0: all cores
     seed: int = 0
 
 
 @dataclass
 class InferenceConfig:
-    """Thresholding and post-processing of predicted probabilities."""
+    """Thresholding, test-time augmentation and post-processing of predicted probabilities.
+
+    ``mirror_axes``: the spatial axes of the network input (``(x, y)`` of a slice, ``(x, y,
+    z)`` of a volume) that training mirrored; ``flip`` TTA averages over those mirrorings only
+    (mirroring along an axis the network never saw flipped lowers Dice). Set when a model is
+    trained, from ``augment.flip`` and the network's dimensions.
+    """
 
     threshold: float = 0.5
     postprocess: str = "none"  # "none" | "largest-3d" | "min-size:N" (see inference.postprocess)
-    tta: str = "none"  # "none" | "flip" | "flip+rot90" (see inference.predictor.TTA_TRANSFORMS)
+    tta: str = "none"  # "none" | "flip" | "flip+rot90" (see inference.tta)
     batch_size: int = 32
-    overlap: float = 0.5  # BraTS 3D networks: sliding-window overlap, fraction of the patch
+    overlap: float = 0.5  # 3D networks: sliding-window overlap, fraction of the patch
+    mirror_axes: tuple[int, ...] = ()
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how networks run, in training and inference alike."""
+
+    device: str = "cpu"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
+    threads: int = 0  # intra-op CPU threads; 0: one per core
+    bf16: bool = True  # bfloat16 autocast where the device supports it
+    channels_last: bool = True
 
 
 @dataclass
@@ -106,6 +140,7 @@ class Config:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (tuples as lists), ready for YAML or JSON."""
@@ -113,16 +148,148 @@ class Config:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> "Config":
-        """Build from a nested dict.
+        """Build from a nested dict (configs of earlier versions are translated first, see
+        :func:`migrate`), then :meth:`check` it.
 
         Raises:
-            ConfigError: unknown section or key, or a value of the wrong type.
+            ConfigError: unknown section or key, a value of the wrong type or out of range.
         """
-        return _build(cls, raw or {}, source)
+        config = _build(cls, migrate(raw or {}), source)
+        config.check(source)
+        return config
+
+    def check(self, source: str = "config") -> None:
+        """Ranges and cross-field rules that need nothing but the config itself.
+
+        Raises:
+            ConfigError: naming ``source``, the key and the allowed range.
+        """
+        rules = [
+            (self.model.in_channels >= 1, "model.in_channels", "at least 1"),
+            (self.model.out_channels >= 1, "model.out_channels", "at least 1"),
+            (self.model.width >= 1, "model.width", "at least 1"),
+            (self.data.image_size >= 0, "data.image_size", "0 (keep the grid) or a side in pixels"),
+            (self.data.crop_margin >= 0, "data.crop_margin", "0 or more pixels"),
+            (self.data.context_slices >= 0, "data.context_slices", "0 or more"),
+            (all(n >= 1 for n in self.data.patch_size), "data.patch_size", "three sides of at least 1 voxel"),
+            (self.augment.rotate_degrees >= 0, "augment.rotate_degrees", "0 or more"),
+            (0 < self.augment.scale[0] <= self.augment.scale[1], "augment.scale", "0 < low <= high"),
+            (self.augment.intensity >= 0, "augment.intensity", "0 or more"),
+            (0 <= self.augment.flair_copy <= 1, "augment.flair_copy", "a probability in [0, 1]"),
+            (self.train.batch_size >= 1, "train.batch_size", "at least 1"),
+            (self.train.lr > 0, "train.lr", "above 0"),
+            (self.train.weight_decay >= 0, "train.weight_decay", "0 or more"),
+            (self.train.max_epochs >= 1, "train.max_epochs", "at least 1"),
+            (self.train.slices_per_epoch >= 0, "train.slices_per_epoch", "0 (one pass) or more"),
+            (0 <= self.train.tumor_fraction <= 1, "train.tumor_fraction", "a fraction in [0, 1]"),
+            (self.train.plateau_patience >= 0, "train.plateau_patience", "0 or more epochs"),
+            (0 < self.train.plateau_factor < 1, "train.plateau_factor", "in (0, 1)"),
+            (self.train.min_lr >= 0, "train.min_lr", "0 or more"),
+            (self.train.early_stop_patience >= 1, "train.early_stop_patience", "at least 1 epoch"),
+            (0 <= self.inference.threshold <= 1, "inference.threshold", "a probability in [0, 1]"),
+            (self.inference.batch_size >= 1, "inference.batch_size", "at least 1"),
+            (0 <= self.inference.overlap < 1, "inference.overlap", "a fraction in [0, 1)"),
+            (self.inference.tta in TTA_CHOICES, "inference.tta", f"one of {', '.join(TTA_CHOICES)}"),
+            (all(0 <= a <= 2 for a in self.inference.mirror_axes), "inference.mirror_axes", "spatial axes 0, 1 or 2"),
+            (_valid_postprocess(self.inference.postprocess), "inference.postprocess", f"one of {', '.join(POSTPROCESS_CHOICES)}"),
+            (self.runtime.threads >= 0, "runtime.threads", "0 (one per core) or more"),
+            (_valid_device(self.runtime.device), "runtime.device", f"one of {', '.join(DEVICE_CHOICES)}"),
+        ]
+        for ok, key, allowed in rules:
+            if not ok:
+                raise ConfigError(f"{source}: {key} = {_value(self, key)!r} is out of range; expected {allowed}")
 
 
-def load_config(path: str | Path) -> Config:
-    """Read a YAML config file.
+def _value(config: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(config, section), name)
+
+
+def _valid_postprocess(method: str) -> bool:
+    try:
+        parse_postprocess(method)
+    except ConfigError:
+        return False
+    return True
+
+
+def parse_postprocess(method: str) -> tuple[str, int]:
+    """``"none"``, ``"largest-3d"`` or ``"min-size:N"`` -> ``(kind, N)`` (N 0 but for min-size).
+
+    Raises:
+        ConfigError: another name, or an N that is not a whole number of voxels.
+    """
+    if method in ("none", "largest-3d"):
+        return method, 0
+    kind, _, size = method.partition(":")
+    if kind != "min-size" or not size.isdigit():
+        raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS_CHOICES)} "
+                          "(N a whole number of voxels)")
+    return kind, int(size)
+
+
+def _valid_device(device: str) -> bool:
+    return device in ("auto", "cpu", "cuda", "mps") or (device.startswith("cuda:") and device[5:].isdigit())
+
+
+# Keys that moved between sections or changed meaning, for files written by gliomaseg 0.1.
+_MOVED_TO_RUNTIME = ("bf16", "channels_last", "threads")
+_RENAMED_DATASETS = {"lgg": "kaggle3m"}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """Translate a config of gliomaseg 0.1 into the current layout (a copy; current configs
+    pass unchanged): ``train.bf16``, ``train.channels_last`` and ``train.threads`` move to the
+    ``runtime`` section; ``data.dataset: lgg`` is now ``kaggle3m``; a BraTS slice network's
+    ``data.image_size`` (its training crop) becomes ``data.patch_size`` ``(S, S, 1)`` and
+    ``image_size`` 0 (no resize).
+    """
+    if not isinstance(raw, dict):
+        return raw
+    raw = copy.deepcopy(raw)
+    train = raw.get("train")
+    if isinstance(train, dict) and any(key in train for key in _MOVED_TO_RUNTIME):
+        runtime = raw.setdefault("runtime", {})
+        for key in _MOVED_TO_RUNTIME:
+            if key in train:
+                runtime.setdefault(key, train.pop(key))
+    data = raw.get("data")
+    if isinstance(data, dict):
+        data["dataset"] = _RENAMED_DATASETS.get(data.get("dataset"), data.get("dataset", "auto"))
+        model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
+        if data["dataset"] == "brats" and data.get("image_size", 0) and model.get("name") != "unet3d":
+            side = data.pop("image_size")
+            data["patch_size"] = [side, side, 1]
+            data["image_size"] = 0
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides to a raw config mapping (a copy). Values are read
+    as YAML, so ``train.lr=3e-4`` gives a number, ``augment.scale=[0.8,1.2]`` a list.
+
+    Raises:
+        ConfigError: an override not of the form ``section.key=value``.
+    """
+    raw = copy.deepcopy(raw or {})
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        parts = key.strip().split(".")
+        if not sep or len(parts) != 2 or not all(parts):
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=3e-4")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        section = raw.setdefault(parts[0], {})
+        if not isinstance(section, dict):
+            raise ConfigError(f"--set {item!r}: section {parts[0]} is not a mapping")
+        section[parts[1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config file, with optional ``section.key=value`` overrides.
 
     Raises:
         ConfigError: the file is missing, is not YAML, or holds an invalid key or value.
@@ -132,11 +299,13 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except yaml.YAMLError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a config file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
     if raw is not None and not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
-    return Config.from_dict(raw, source=str(path))
+    return Config.from_dict(apply_overrides(raw, overrides or []), source=str(path))
 
 
 def save_config(config: Config, path: str | Path) -> None:
@@ -173,7 +342,12 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(t, v, where) for t, v in zip(typing.get_args(hint), value))
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        elif len(value) != len(args):
+            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(t, v, where) for t, v in zip(args, value))
     if origin in (typing.Union, types.UnionType):
         return value
     if hint is bool:

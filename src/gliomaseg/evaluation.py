@@ -1,13 +1,18 @@
-"""``gliomaseg evaluate``: per-slice, per-patient and global metrics of a model on labelled patients.
+"""``gliomaseg evaluate``: one loop over labelled cases of any dataset type, metrics by the
+cases' label convention.
 
-Per patient (the headline): the patient's predicted and true slices are stacked in slice order
-into two 3D volumes and each metric is computed once on them. Per slice: every slice on its
-own; a slice where both truth and prediction are empty counts as Dice 1 (see
-:mod:`gliomaseg.metrics`), and summaries are also given over the slices whose truth shows
-tumor. Global: all voxels of all patients pooled.
+Binary masks (``kaggle3m``, ``image_folder``): per case (the headline, per-patient Dice where
+slices form patients) the predicted and true slices are stacked in slice order into two 3D
+volumes and each metric is computed once on them; per slice, every slice on its own (a slice
+where both truth and prediction are empty counts as Dice 1, see :mod:`gliomaseg.metrics`),
+summarised also over the slices whose truth shows tumor; global, all voxels pooled. HD95 in
+pixels (slice images carry no spacing).
 
-BraTS cases: per case and region (WT, TC, ET), Dice, HD95 in mm, sensitivity, specificity and
-volumes, as the challenge reports them (see :func:`gliomaseg.metrics.brats_region_metrics`).
+BraTS regions: per case and region (WT, TC, ET), Dice, HD95 in mm, sensitivity, specificity and
+volumes, as the challenge reports them (:func:`gliomaseg.metrics.brats_region_metrics`).
+
+Files: ``per_slice.csv`` (binary), ``per_<patient|case>.csv`` (one row per case, unless cases
+are single slices), ``summary.json``.
 """
 
 from __future__ import annotations
@@ -19,98 +24,157 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from rich.progress import track
 
 from .atomic import write_text_atomic
-from .data.brats import REGIONS, BratsCase, find_cases, label_to_regions, load_case
-from .data.kaggle3m import Patient, find_patients, load_patient
+from .data.base import Case, CaseRef, DatasetType
+from .data.labels import BinaryLabels
 from .errors import InputError
 from .inference.predictor import Predictor
-from .inference.volumetric import VolumePredictor
 from .metrics import METRICS, brats_region_metrics, confusion_counts, metrics_from_counts, segmentation_metrics, summarize
+
+EMPTY_SLICE_RULE = "a slice with empty truth and empty prediction counts as Dice 1, IoU 1, HD95 0"
+EMPTY_REGION_RULE = "both empty: Dice 1, HD95 0; one empty: Dice 0, HD95 373.13 mm"
 
 
 @dataclass
 class Evaluation:
-    """Rows of ``per_slice.csv`` and ``per_patient.csv``, the summary, and skipped inputs."""
+    """Per-case and per-slice rows of one evaluation, the pooled counts, and skipped inputs.
 
+    Args:
+        dataset: the type of the evaluated cases (its ``case_noun`` names the rows).
+    """
+
+    dataset: DatasetType
+    per_case: list[dict] = field(default_factory=list)
     per_slice: list[dict] = field(default_factory=list)
-    per_patient: list[dict] = field(default_factory=list)
     problems: list[InputError] = field(default_factory=list)
-    pooled: np.ndarray = field(default_factory=lambda: np.zeros(4))  # TP, FP, FN, TN
+    pooled: np.ndarray = field(default_factory=lambda: np.zeros(4))  # TP, FP, FN, TN of binary masks
+
+    @property
+    def noun(self) -> str:
+        return self.dataset.case_noun
+
+    @property
+    def binary(self) -> bool:
+        return isinstance(self.dataset.labels, BinaryLabels)
+
+    def add(self, case: Case, predicted: np.ndarray) -> None:
+        """Score one case's predicted ``(*spatial)`` label map against its own."""
+        if not self.binary:
+            truth, pred = case.labels.to_regions(case.label), case.labels.to_regions(predicted)
+            row = {self.noun: case.id}
+            for index, region in enumerate(case.labels.regions):
+                metrics = brats_region_metrics(pred[index], truth[index], case.spacing)
+                row.update({f"{region}_{name}": value for name, value in metrics.items()})
+            self.per_case.append(row)
+            return
+        truth, pred = np.moveaxis(case.label > 0, -1, 0), np.moveaxis(predicted > 0, -1, 0)  # (S, H, W)
+        if self.noun != "slice":
+            self.per_case.append({self.noun: case.id, "n_slices": len(truth), "true_volume_voxels": int(truth.sum()),
+                                  "pred_volume_voxels": int(pred.sum()), **segmentation_metrics(pred, truth)})
+        for index, (p, t, path) in enumerate(zip(pred, truth, case.sources)):
+            self.per_slice.append({self.noun: case.id, "slice": index + 1, "file": path.name,
+                                   "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
+                                   **segmentation_metrics(p, t)})
+        self.pooled += confusion_counts(pred, truth)
 
     def summary(self) -> dict:
-        """``per_patient``/``per_slice``/``per_slice_tumor`` -> metric -> mean, median, ...; ``global``
-        -> metric; ``n_patients``, ``n_slices``, ``skipped``."""
-        tumor_slices = [row for row in self.per_slice if row["true_area_px"] > 0]
-        return {
-            "n_patients": len(self.per_patient),
-            "n_slices": len(self.per_slice),
-            "per_patient": {m: summarize([row[m] for row in self.per_patient]) for m in METRICS},
-            "per_slice": {m: summarize([row[m] for row in self.per_slice]) for m in METRICS},
-            "per_slice_tumor": {m: summarize([row[m] for row in tumor_slices]) for m in METRICS},
-            "global": metrics_from_counts(*self.pooled),
-            "empty_slice_rule": "a slice with empty truth and empty prediction counts as Dice 1, IoU 1, HD95 0",
-            "hd95_unit": "pixels",
-            "skipped": [str(p) for p in self.problems],
-        }
+        """``n_<noun>s``; binary: ``per_<noun>``, ``per_slice``, ``per_slice_tumor`` -> metric ->
+        mean, median, ..., ``global`` -> metric; regions: ``per_case`` -> region -> metric ->
+        statistics; units, the empty-mask rule and ``skipped``."""
+        summary: dict = {"dataset": self.dataset.name, f"n_{self.noun}s": len(self.per_case or self.per_slice)}
+        if self.binary:
+            tumor_slices = [row for row in self.per_slice if row["true_area_px"] > 0]
+            summary["n_slices"] = len(self.per_slice)
+            if self.noun != "slice":
+                summary[f"per_{self.noun}"] = {m: summarize([row[m] for row in self.per_case]) for m in METRICS}
+            summary.update({
+                "per_slice": {m: summarize([row[m] for row in self.per_slice]) for m in METRICS},
+                "per_slice_tumor": {m: summarize([row[m] for row in tumor_slices]) for m in METRICS},
+                "global": metrics_from_counts(*self.pooled),
+                "empty_slice_rule": EMPTY_SLICE_RULE,
+                "hd95_unit": "pixels",
+            })
+        else:
+            regions = self.dataset.labels.regions
+            metrics = [key.split("_", 1)[1] for key in self.per_case[0] if key.startswith(f"{regions[0]}_")] if self.per_case else []
+            summary.update({
+                f"per_{self.noun}": {region: {m: summarize([row[f"{region}_{m}"] for row in self.per_case]) for m in metrics}
+                                     for region in regions},
+                "regions": {"WT": "labels 1, 2, 4 (3 in 2023)", "TC": "labels 1, 4", "ET": "label 4"},
+                "hd95_unit": "mm",
+                "empty_region_rule": EMPTY_REGION_RULE,
+            })
+        summary["skipped"] = [str(p) for p in self.problems]
+        return summary
+
+    def headline(self) -> str:
+        """One line: mean and median Dice of the headline level."""
+        summary = self.summary()
+        if self.binary:
+            level = f"per_{self.noun}"
+            dice = summary[level]["dice"]
+            return (f"{level.replace('_', '-')} Dice: mean {dice['mean']:.4f}, median {dice['median']:.4f} "
+                    f"over {dice['n']} {self.noun}s")
+        regions = ", ".join(f"{r} {stats['dice']['mean']:.4f}" for r, stats in summary[f"per_{self.noun}"].items())
+        return f"per-{self.noun} mean Dice: {regions} over {len(self.per_case)} {self.noun}s"
+
+    def table(self) -> tuple[str, list[str], list[list[float | str]]]:
+        """The summary as a table for :func:`gliomaseg.report.print_table`: title, column
+        names, rows of (metric, values...)."""
+        summary = self.summary()
+        if self.binary:
+            levels = ([f"per_{self.noun}"] if self.noun != "slice" else []) + ["per_slice"]
+            columns = [f"{level.split('_', 1)[1]} {stat}" for level in levels for stat in ("mean", "median")] + ["global"]
+            rows = [[metric, *(summary[level][metric][stat] for level in levels for stat in ("mean", "median")),
+                     summary["global"].get(metric, "-")] for metric in METRICS]
+            return f"{summary[f'n_{self.noun}s']} {self.noun}s, {summary['n_slices']} slices", columns, rows
+        per_region = summary[f"per_{self.noun}"]
+        metrics = list(next(iter(per_region.values()), {}))
+        rows = [[metric, *(f"{stats[metric]['mean']:.4f} ({stats[metric]['median']:.4f})" for stats in per_region.values())]
+                for metric in metrics]
+        return f"{len(self.per_case)} {self.noun}s, per-{self.noun} mean (median)", list(per_region), rows
 
 
-def evaluate_patients(predictor: Predictor, patients: list[Patient], evaluation: Evaluation | None = None) -> Evaluation:
-    """Predict and score each patient; a patient that cannot be read is recorded and skipped."""
-    evaluation = evaluation or Evaluation()
-    for patient in track(patients, description="evaluating", transient=True):
+def evaluate(predictor: Predictor, dataset: DatasetType, refs: list[CaseRef], evaluation: Evaluation | None = None) -> Evaluation:
+    """Predict and score each labelled case; a case that cannot be read or does not fit the
+    model is recorded in ``evaluation.problems`` and skipped.
+
+    Args:
+        refs: cases found by ``dataset.find(..., require_labels=True)``.
+    """
+    from rich.progress import track
+
+    evaluation = evaluation or Evaluation(dataset)
+    for ref in track(refs, description="evaluating", transient=True):
         try:
-            load_patient(patient, predictor.config.model.in_channels)
+            case = dataset.load(ref, predictor.in_channels)
+            evaluation.add(case, predictor.predict(case).label)
         except InputError as exc:
             evaluation.problems.append(exc)
-            continue
-        pred = predictor.predict(patient.images).mask
-        truth = patient.masks
-        evaluation.per_patient.append({"patient": patient.id, "n_slices": len(truth),
-                                       "true_volume_voxels": int(truth.sum()), "pred_volume_voxels": int(pred.sum()),
-                                       **segmentation_metrics(pred, truth)})
-        for index, (p, t, path) in enumerate(zip(pred, truth, patient.image_files)):
-            evaluation.per_slice.append({"patient": patient.id, "slice": index + 1, "file": path.name,
-                                         "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
-                                         **segmentation_metrics(p, t)})
-        evaluation.pooled += confusion_counts(pred, truth)
-        patient.images = patient.masks = None  # keep memory flat over large datasets
     return evaluation
 
 
-def select_patients(data: Path, split: dict[str, list[str]] | None, subset: str | None, problems: list[InputError]) -> list[Patient]:
-    """Patients of ``data``, restricted to ``split[subset]`` when given.
-
-    Raises:
-        InputError: a patient of the subset is missing, or the subset is unknown or empty.
-    """
-    return _restrict(find_patients(data, masks="required", problems=problems), data, split, subset, problems)
-
-
-def select_cases(data: Path, split: dict[str, list[str]] | None, subset: str | None, problems: list[InputError]) -> list[BratsCase]:
-    """Labelled BraTS cases of ``data``, restricted to ``split[subset]`` when given; incomplete
-    cases go to ``problems``.
+def select(dataset: DatasetType, data: Path, split: dict[str, list[str]] | None, subset: str | None,
+           problems: list[InputError]) -> list[CaseRef]:
+    """Labelled cases of ``data``, restricted to ``split[subset]`` when given; incomplete cases
+    go to ``problems``.
 
     Raises:
         InputError: a case of the subset is missing, or the subset is unknown or empty.
     """
-    return _restrict(find_cases(data, require_label=True, problems=problems), data, split, subset, problems)
-
-
-def _restrict(items: list, data: Path, split: dict[str, list[str]] | None, subset: str | None, problems: list[InputError]) -> list:
-    """``items`` (with an ``id``) whose id is in ``split[subset]``; all of them without a split."""
+    refs = dataset.find(data, require_labels=True, problems=problems)
     if split is None:
-        return items
+        return refs
     if subset not in split:
         raise InputError(data, f"unknown subset {subset!r}; the split has {', '.join(split)}")
     wanted = set(split[subset])
-    chosen = [item for item in items if item.id in wanted]
-    missing = wanted - {item.id for item in chosen} - {e.path.name for e in problems} - {e.path.parent.name for e in problems}
+    chosen = [ref for ref in refs if ref.id in wanted]
+    missing = wanted - {ref.id for ref in chosen} - {e.path.name for e in problems} - {e.path.parent.name for e in problems}
     if missing:
-        raise InputError(data, f"{len(missing)} patient(s) of subset {subset} are missing, e.g. {sorted(missing)[0]}")
+        raise InputError(data, f"{len(missing)} {dataset.case_noun}(s) of subset {subset} are missing, e.g. {sorted(missing)[0]}")
     if not chosen:
-        raise InputError(data, f"no readable patient of subset {subset}")
+        raise InputError(data, f"no readable {dataset.case_noun} of subset {subset}")
     return chosen
 
 
@@ -118,92 +182,41 @@ OUTPUTS = ("per_slice.csv", "per_patient.csv", "per_case.csv", "summary.json")
 
 
 def check_output_folder(out: Path, overwrite: bool) -> None:
-    """Refuse to replace an earlier evaluation (LGG or BraTS) in ``out`` unless ``overwrite``.
+    """Refuse to replace an earlier evaluation in ``out`` unless ``overwrite``; refuse an
+    ``out`` that is a file.
 
     Raises:
-        InputError: ``out`` already holds one of the evaluation files.
+        InputError: ``out`` is a file, or already holds one of the evaluation files.
     """
+    if out.exists() and not out.is_dir():
+        raise InputError(out, "exists and is not a folder; --out needs a folder")
     if not overwrite and any((out / name).exists() for name in OUTPUTS):
         raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
 
 
 def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False) -> dict:
-    """Write ``per_slice.csv``, ``per_patient.csv`` and ``summary.json`` into ``out`` atomically.
+    """Write the rows as CSV and ``summary.json`` into ``out``, each file atomically.
 
     Raises:
         InputError: ``out`` already holds an evaluation and ``overwrite`` is false.
     """
     summary = evaluation.summary()
-    _write_outputs(out, overwrite, {"per_slice.csv": _csv(evaluation.per_slice),
-                                    "per_patient.csv": _csv(evaluation.per_patient),
-                                    "summary.json": json.dumps(summary, indent=2) + "\n"})
-    return summary
-
-
-def _write_outputs(out: Path, overwrite: bool, files: dict[str, str]) -> None:
+    files = {}
+    if evaluation.per_slice:
+        files["per_slice.csv"] = _csv(evaluation.per_slice)
+    if evaluation.per_case:
+        files[f"per_{evaluation.noun}.csv"] = _csv(evaluation.per_case)
+    files["summary.json"] = json.dumps(summary, indent=2) + "\n"
     check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         write_text_atomic(out / name, text)
-
-
-@dataclass
-class CaseEvaluation:
-    """Rows of a BraTS evaluation's ``per_case.csv`` (one per case, ``<region>_<metric>`` columns)
-    and the cases skipped."""
-
-    per_case: list[dict] = field(default_factory=list)
-    problems: list[InputError] = field(default_factory=list)
-
-    def summary(self) -> dict:
-        """``per_case`` -> region -> metric -> mean, median, ...; ``n_cases``, units, ``skipped``."""
-        metrics = [key.split("_", 1)[1] for key in self.per_case[0] if key.startswith("WT_")] if self.per_case else []
-        return {
-            "n_cases": len(self.per_case),
-            "per_case": {region: {m: summarize([row[f"{region}_{m}"] for row in self.per_case]) for m in metrics}
-                         for region in REGIONS},
-            "regions": {"WT": "labels 1, 2, 4 (3 in 2023)", "TC": "labels 1, 4", "ET": "label 4"},
-            "hd95_unit": "mm",
-            "empty_region_rule": "both empty: Dice 1, HD95 0; one empty: Dice 0, HD95 373.13 mm",
-            "skipped": [str(p) for p in self.problems],
-        }
-
-
-def evaluate_cases(predictor: VolumePredictor, cases: list[BratsCase], evaluation: CaseEvaluation | None = None) -> CaseEvaluation:
-    """Predict and score each BraTS case per region; an unreadable case is recorded and skipped."""
-    evaluation = evaluation or CaseEvaluation()
-    for case in track(cases, description="evaluating", transient=True):
-        try:
-            volume = load_case(case)
-        except InputError as exc:
-            evaluation.problems.append(exc)
-            continue
-        predicted = predictor.predict(volume.images, case.enhancing_label).regions
-        truth = label_to_regions(volume.label, case.enhancing_label)
-        row = {"case": case.id}
-        for index, region in enumerate(REGIONS):
-            metrics = brats_region_metrics(predicted[index], truth[index], volume.spacing)
-            row.update({f"{region}_{name}": value for name, value in metrics.items()})
-        evaluation.per_case.append(row)
-    return evaluation
-
-
-def write_case_evaluation(evaluation: CaseEvaluation, out: Path, overwrite: bool = False) -> dict:
-    """Write ``per_case.csv`` and ``summary.json`` into ``out`` atomically.
-
-    Raises:
-        InputError: ``out`` already holds an evaluation and ``overwrite`` is false.
-    """
-    summary = evaluation.summary()
-    _write_outputs(out, overwrite, {"per_case.csv": _csv(evaluation.per_case),
-                                    "summary.json": json.dumps(summary, indent=2) + "\n"})
     return summary
 
 
 def _csv(rows: list[dict]) -> str:
     text = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
     return text.getvalue()

@@ -1,108 +1,28 @@
-"""Human-facing output: mask overlays and result tables."""
+"""Human-facing output: result tables on the terminal (rich)."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
-from scipy import ndimage
-
-FILL_RGB = np.array([255, 40, 40], np.float32)  # tumor tint
-CONTOUR_RGB = np.array([255, 255, 0], np.uint8)  # tumor outline
-FILL_ALPHA = 0.35
 
 
-def display_channel(image: np.ndarray) -> np.ndarray:
-    """The channel to show under an overlay: FLAIR (channel 1) of a 3-channel LGG slice, else
-    the only channel. ``image``: ``(H, W, C)`` uint8; returns ``(H, W)`` uint8."""
-    return image[..., 1] if image.shape[-1] == 3 else image[..., 0]
+def _fmt(value: float | str | None) -> str:
+    if isinstance(value, str):
+        return value
+    return "-" if value is None or math.isnan(value) else f"{value:.4f}"
 
 
-def overlay(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Grey slice with the mask tinted red and outlined in yellow.
-
-    Args:
-        image: ``(H, W, C)`` uint8 slice.
-        mask: ``(H, W)`` bool.
-
-    Returns:
-        ``(H, W, 3)`` uint8 RGB.
-    """
-    grey = display_channel(image).astype(np.float32)
-    rgb = np.repeat(grey[..., None], 3, axis=-1)
-    rgb[mask] = (1 - FILL_ALPHA) * rgb[mask] + FILL_ALPHA * FILL_RGB
-    rgb = rgb.clip(0, 255).astype(np.uint8)
-    rgb[mask & ~ndimage.binary_erosion(mask)] = CONTOUR_RGB
-    return rgb
-
-
-def _fmt(value: float) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
-def print_summary(summary: dict, console: Console | None = None) -> None:
-    """Print the per-patient, per-slice and global metrics of an evaluation summary."""
+def print_table(title: str, columns: list[str], rows: list[list], console: Console | None = None) -> None:
+    """Print one table: a first column of row names (metrics), then ``columns``; numbers with
+    four decimals, NaN as ``-``. Every evaluation summary comes through here
+    (:meth:`gliomaseg.evaluation.Evaluation.table`)."""
     console = console or Console()
-    table = Table(title=f"{summary['n_patients']} patients, {summary['n_slices']} slices")
+    table = Table(title=title)
     table.add_column("metric")
-    for column in ("per-patient mean", "per-patient median", "per-slice mean", "global"):
+    for column in columns:
         table.add_column(column, justify="right")
-    for metric, stats in summary["per_patient"].items():
-        table.add_row(metric, _fmt(stats["mean"]), _fmt(stats["median"]),
-                      _fmt(summary["per_slice"][metric]["mean"]), _fmt(summary["global"].get(metric)))
+    for name, *values in rows:
+        table.add_row(str(name), *(_fmt(v) for v in values))
     console.print(table)
-
-
-
-def print_case_summary(summary: dict, console: Console | None = None) -> None:
-    """Print the per-case mean and median of every metric and region of a BraTS evaluation."""
-    console = console or Console()
-    table = Table(title=f"{summary['n_cases']} BraTS cases, per-case mean (median)")
-    table.add_column("metric")
-    for region in summary["per_case"]:
-        table.add_column(region, justify="right")
-    metrics = next(iter(summary["per_case"].values()))
-    for metric in metrics:
-        table.add_row(metric, *(f"{_fmt(stats[metric]['mean'])} ({_fmt(stats[metric]['median'])})"
-                                for stats in summary["per_case"].values()))
-    console.print(table)
-
-
-# BraTS label colours (as in the challenge papers' figures): edema green, necrotic/non-enhancing
-# core red, enhancing tumor yellow.
-BRATS_COLOURS = {2: (40, 200, 40), 1: (230, 40, 40), "enhancing": (255, 230, 0)}
-MONTAGE_COLUMNS = 4
-
-
-def brats_montage(flair: np.ndarray, label: np.ndarray, enhancing_label: int = 4, tiles: int = 12) -> np.ndarray:
-    """Axial slices of a case in a grid, the predicted regions tinted over FLAIR.
-
-    Slices are spread evenly over the predicted whole tumor (over the brain if none), shown with
-    anterior up (array axes X, Y transposed and flipped).
-
-    Args:
-        flair: ``(X, Y, Z)`` intensities (any scale).
-        label: ``(X, Y, Z)`` label map (1 core, 2 edema, ``enhancing_label``).
-        tiles: slices shown.
-
-    Returns:
-        ``(rows * Y, 4 * X, 3)`` uint8 RGB.
-    """
-    rows_with = np.flatnonzero(label.any(axis=(0, 1))) if label.any() else np.flatnonzero(flair.any(axis=(0, 1)))
-    if rows_with.size == 0:
-        rows_with = np.arange(flair.shape[2])
-    chosen = np.linspace(rows_with[0], rows_with[-1], tiles).round().astype(int)
-    top = float(np.percentile(flair[flair > 0], 99.5)) if (flair > 0).any() else 1.0
-    images = []
-    for z in chosen:
-        grey = np.clip(flair[:, :, z] / top * 255, 0, 255)
-        rgb = np.repeat(grey[..., None], 3, axis=-1)
-        for value, colour in BRATS_COLOURS.items():
-            where = label[:, :, z] == (enhancing_label if value == "enhancing" else value)
-            rgb[where] = (1 - FILL_ALPHA - 0.25) * rgb[where] + (FILL_ALPHA + 0.25) * np.array(colour, np.float32)
-        images.append(np.flipud(rgb.transpose(1, 0, 2)).astype(np.uint8))
-    rows = -(-tiles // MONTAGE_COLUMNS)
-    images += [np.zeros_like(images[0])] * (rows * MONTAGE_COLUMNS - tiles)
-    return np.concatenate([np.concatenate(images[r * MONTAGE_COLUMNS:(r + 1) * MONTAGE_COLUMNS], axis=1) for r in range(rows)])

@@ -1,4 +1,5 @@
-"""CPU runtime settings shared by training and inference: threads and bfloat16 autocast."""
+"""Runtime settings shared by training and inference (the config's ``runtime`` section):
+device, CPU threads, bfloat16 autocast and memory format."""
 
 from __future__ import annotations
 
@@ -9,30 +10,67 @@ from pathlib import Path
 
 import torch
 
+from .errors import ConfigError
+
 
 def set_threads(threads: int = 0) -> None:
-    """Use ``threads`` intra-op threads (0: one per core)."""
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    """Use ``threads`` intra-op threads (0: one per core available to this process)."""
+    torch.set_num_threads(threads or available_cores())
 
 
-def bf16_supported() -> bool:
-    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask; ``os.cpu_count()`` where unknown)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_device(name: str = "cpu") -> torch.device:
+    """``auto`` (CUDA if available, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises:
+        ConfigError: the device is not available on this machine.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"runtime.device {name}: no such CUDA device on this machine (use cpu or auto)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"runtime.device {name}: MPS is not available on this machine (use cpu or auto)")
+    return device
+
+
+def bf16_supported(device: torch.device = torch.device("cpu")) -> bool:
+    """Whether ``device`` has native bfloat16 arithmetic (CPU: AVX-512 BF16 or AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # older torch without the probes
         return False
 
 
-def autocast(enabled: bool) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on the CPU when ``enabled`` and the CPU supports it, else a no-op."""
-    if enabled and bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+def autocast(enabled: bool, device: torch.device = torch.device("cpu")) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on ``device`` when ``enabled`` and supported; float16 on CUDA devices
+    without bfloat16; else a no-op."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if bf16_supported(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
     return contextlib.nullcontext()
 
 
 def memory_format(channels_last: bool, spatial_dims: int = 2) -> torch.memory_format:
     """``torch.channels_last`` (``channels_last_3d`` for 3D networks; faster convolutions with
-    oneDNN on the CPU) or the default."""
+    oneDNN on the CPU and cuDNN on GPUs) or the default."""
     if not channels_last:
         return torch.contiguous_format
     return torch.channels_last_3d if spatial_dims == 3 else torch.channels_last

@@ -1,6 +1,10 @@
-"""Data stage: readers, patient-level splits, preprocessing and augmentation."""
+"""Data stage: dataset types behind one protocol (:mod:`.base`), label conventions, readers,
+patient-level splits, preprocessing and augmentation.
 
-from .kaggle3m import Patient, find_patients, load_patient, patient_from_files
-from .io import read_image, read_mask
+Importing this package registers every dataset type; detection asks them in this order.
+"""
 
-__all__ = ["Patient", "find_patients", "load_patient", "patient_from_files", "read_image", "read_mask"]
+from . import brats, kaggle3m  # noqa: F401  (each registers its dataset type)
+from .base import DATASETS, Case, CaseRef, DatasetType, detect_dataset, get_dataset, resolve_dataset
+
+__all__ = ["DATASETS", "Case", "CaseRef", "DatasetType", "detect_dataset", "get_dataset", "resolve_dataset"]

@@ -82,3 +82,12 @@ def _copy_flair(images: torch.Tensor, probability: float, generator: torch.Gener
         chosen = torch.rand(images.shape[0], generator=generator) < probability
         images[chosen, channel] = images[chosen, 1]
     return images
+
+
+def trained_mirror_axes(config: AugmentConfig, spatial_dims: int) -> tuple[int, ...]:
+    """The spatial axes of the network input that :func:`augment_batch` mirrors: none without
+    ``flip``; the width (axis 1 of a ``(H, W)`` slice, ``y`` of an ``(x, y)`` slice) for slice
+    networks; every axis of a 3D patch. Saved with a model, it bounds flip TTA."""
+    if not config.flip:
+        return ()
+    return (0, 1, 2) if spatial_dims == 3 else (1,)

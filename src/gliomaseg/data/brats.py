@@ -1,62 +1,57 @@
-"""Reader for BraTS cases: four co-registered MRI sequences and a label map per case (NIfTI).
+"""Dataset type ``brats``: BraTS cases, four co-registered MRI sequences and a label map per case (NIfTI).
 
-Layouts (one folder per case)::
+Layouts (one folder per case; ``.nii.gz`` or uncompressed ``.nii``)::
 
     <case>/<case>_{t1,t1ce,t2,flair,seg}.nii.gz      BraTS 2018-2021
     <case>/<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz       BraTS 2023
 
 Labels: 0 background, 1 necrotic and non-enhancing tumor core, 2 peritumoral edema, 4 enhancing
-tumor (3 in BraTS 2023). Challenge regions (Menze et al. 2015; Bakas et al. 2018):
-whole tumor WT = {1, 2, 4}, tumor core TC = {1, 4}, enhancing tumor ET = {4}.
+tumor (3 in BraTS 2023); scored as the regions WT, TC, ET (:class:`~.labels.BratsRegions`).
 Volumes are read with nibabel; every sequence must share the label map's shape and affine.
+A case is ``(4, X, Y, Z)`` float32 images (T1, T1ce, T2, FLAIR) on the files' voxel grid with
+its spacing in mm. Outputs: ``<case>_seg.nii.gz``, the label map in the case's convention on
+its grid and affine, and ``<case>_montage.png``.
 """
 
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError, read_each
-from .detect import holds_nifti
+from .base import Case, CaseRef, DatasetType, register, visible
+from .io import write_png_atomic
+from .labels import BratsRegions
+from .overlays import brats_montage
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
-REGIONS = ("WT", "TC", "ET")
+CHANNEL_NAMES = ("T1", "T1ce", "T2", "FLAIR")
 # convention -> (separator, file key of each of SEQUENCES, enhancing-tumor label)
 CONVENTIONS = {
     "2018-2021": ("_", ("t1", "t1ce", "t2", "flair"), 4),
     "2023": ("-", ("t1n", "t1c", "t2w", "t2f"), 3),
 }
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
 AFFINE_TOLERANCE = 1e-3  # mm
 
 
-@dataclass
-class BratsCase:
-    """One case's files.
-
-    Attributes:
-        id: folder name, e.g. ``Brats18_2013_3_1``.
-        sequences: NIfTI file of each of :data:`SEQUENCES`, in that order.
-        label: the ``seg`` file, or ``None`` (inference only).
-        convention: ``"2018-2021"`` or ``"2023"`` (names and enhancing label).
-    """
-
-    id: str
-    sequences: list[Path]
-    label: Path | None
-    convention: str
-
-    @property
-    def enhancing_label(self) -> int:
-        return CONVENTIONS[self.convention][2]
+def holds_nifti(folder: Path) -> bool:
+    """Whether ``folder`` directly holds NIfTI files (a BraTS case folder)."""
+    return folder.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in folder.iterdir() if visible(p))
 
 
-def scan_case(folder: str | Path, require_label: bool = True) -> BratsCase:
-    """Find a case's files and its naming convention.
+def _file(folder: Path, sep: str, key: str) -> Path:
+    """``<case><sep><key>.nii.gz``, or the uncompressed ``.nii`` where only that exists."""
+    gz = folder / f"{folder.name}{sep}{key}.nii.gz"
+    plain = folder / f"{folder.name}{sep}{key}.nii"
+    return plain if plain.is_file() and not gz.is_file() else gz
+
+
+def scan_case(folder: str | Path, require_label: bool = True) -> CaseRef:
+    """Find a case's files and its naming convention (``info["convention"]``).
 
     Raises:
         InputError: no BraTS file, a missing sequence (naming the case and the file expected),
@@ -66,8 +61,8 @@ def scan_case(folder: str | Path, require_label: bool = True) -> BratsCase:
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     for convention, (sep, keys, _) in CONVENTIONS.items():
-        paths = [folder / f"{folder.name}{sep}{key}.nii.gz" for key in keys]
-        label = folder / f"{folder.name}{sep}seg.nii.gz"
+        paths = [_file(folder, sep, key) for key in keys]
+        label = _file(folder, sep, "seg")
         if not any(p.exists() for p in [*paths, label]):
             continue
         for path in paths:
@@ -75,11 +70,12 @@ def scan_case(folder: str | Path, require_label: bool = True) -> BratsCase:
                 raise InputError(path, f"case {folder.name} lacks this sequence")
         if require_label and not label.is_file():
             raise InputError(label, f"case {folder.name} lacks its label map")
-        return BratsCase(folder.name, paths, label if label.is_file() else None, convention)
+        return CaseRef(folder.name, tuple(paths), (label,) if label.is_file() else None, Path("."),
+                       {"convention": convention})
     raise InputError(folder, f"no BraTS files named {folder.name}_<t1|t1ce|t2|flair|seg>.nii.gz or {folder.name}-<t1n|t1c|t2w|t2f|seg>.nii.gz")
 
 
-def find_cases(root: str | Path, require_label: bool = True, problems: list[InputError] | None = None) -> list[BratsCase]:
+def find_cases(root: str | Path, require_label: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
     """Every case folder under ``root`` (the ``brats`` folder or its parent; or ``root`` itself
     if it is a case folder), sorted by id.
 
@@ -96,113 +92,138 @@ def find_cases(root: str | Path, require_label: bool = True, problems: list[Inpu
         return read_each([root], lambda folder: scan_case(folder, require_label), problems)
     if (root / "brats").is_dir():
         root = root / "brats"
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    folders = [folder for folder in folders if holds_nifti(folder)]
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and visible(p) and holds_nifti(p))
     cases = read_each(folders, lambda folder: scan_case(folder, require_label), problems)
     if not cases and not problems:
         raise InputError(root, "no BraTS case folders found")
     return cases
 
 
-def _read(path: Path) -> nib.Nifti1Image:
-    if not path.name.endswith((".nii", ".nii.gz")):
+def _read(path: Path):
+    import nibabel as nib
+
+    if not path.name.endswith(NIFTI_SUFFIXES):
         raise InputError(path, "not a NIfTI file (.nii or .nii.gz)")
     try:
         image = nib.load(str(path))
         image.dataobj.shape  # noqa: B018  header parsed
-        return image
     except Exception as exc:  # noqa: BLE001  nibabel raises many types on bad files
         raise InputError(path, f"not a readable NIfTI volume ({exc.__class__.__name__}: {exc})") from None
+    if len(image.shape) != 3:
+        raise InputError(path, f"expected a 3D volume, got shape {image.shape}")
+    return image
 
 
-@dataclass
-class BratsVolume:
-    """A loaded case.
-
-    Attributes:
-        images: ``(4, X, Y, Z)`` float32 scanner intensities, channels as :data:`SEQUENCES`.
-        label: ``(X, Y, Z)`` uint8 label map, or ``None``.
-        affine: ``(4, 4)`` voxel-to-world (mm) matrix shared by all files.
-        spacing: voxel size in mm along X, Y, Z.
-        header: the first sequence's NIfTI header, the template of written label maps.
-    """
-
-    images: np.ndarray
-    label: np.ndarray | None
-    affine: np.ndarray
-    spacing: tuple[float, float, float]
-    header: nib.Nifti1Header | None = None
+def _array(path: Path, image, dtype) -> np.ndarray:
+    try:
+        return np.asarray(image.dataobj, dtype=dtype)
+    except Exception as exc:  # noqa: BLE001  truncated or corrupt data blocks fail in many ways
+        raise InputError(path, f"corrupt or truncated NIfTI data ({exc.__class__.__name__}: {exc})") from None
 
 
-def load_case(case: BratsCase) -> BratsVolume:
+def load_case(ref: CaseRef, channels: int | None = None) -> Case:
     """Read and check a case.
+
+    Returns:
+        a case with ``(4, X, Y, Z)`` float32 scanner intensities, the ``(X, Y, Z)`` uint8 label
+        map in the case's convention (if present), spacing in mm, and the first sequence's
+        affine and header as its grid.
 
     Raises:
         InputError: unreadable file, a sequence whose shape or affine differs from the first
-            one's, or label values outside the case's convention.
+            one's, label values outside the case's convention, or a model asking for another
+            number of channels than the four sequences.
     """
-    reference = _read(case.sequences[0])
+    if channels not in (None, len(SEQUENCES)):
+        raise InputError(ref.images[0].parent, f"the model needs {channels} input channels; a BraTS case has {len(SEQUENCES)} sequences")
+    convention = BratsRegions(enhancing_label=CONVENTIONS[ref.info["convention"]][2])
+    reference = _read(ref.images[0])
     shape, affine = reference.shape, reference.affine
     images = []
-    for path in case.sequences:
-        image = reference if path == case.sequences[0] else _read(path)
-        _check_grid(path, image, shape, affine, case.sequences[0])
-        images.append(np.asarray(image.dataobj, dtype=np.float32))
+    for path in ref.images:
+        image = reference if path == ref.images[0] else _read(path)
+        _check_grid(path, image, shape, affine, ref.images[0])
+        images.append(_array(path, image, np.float32))
     label = None
-    if case.label is not None:
-        image = _read(case.label)
-        _check_grid(case.label, image, shape, affine, case.sequences[0])
-        label = np.asarray(image.dataobj)
-        allowed = {0, 1, 2, case.enhancing_label}
+    if ref.labels is not None:
+        path = ref.labels[0]
+        image = _read(path)
+        _check_grid(path, image, shape, affine, ref.images[0])
+        label = _array(path, image, None)
         found = set(np.unique(label).astype(int).tolist())
-        if not found <= allowed:
-            raise InputError(case.label, f"label values {sorted(found - allowed)} outside the BraTS {case.convention} convention {sorted(allowed)}")
+        if not found <= set(convention.allowed):
+            raise InputError(path, f"label values {sorted(found - set(convention.allowed))} outside the BraTS "
+                             f"{ref.info['convention']} convention {sorted(convention.allowed)}")
         label = label.astype(np.uint8)
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
-    return BratsVolume(np.stack(images), label, affine, spacing, reference.header)
+    return Case(ref.id, Brats.name, np.stack(images), CHANNEL_NAMES, label, convention, spacing, ref.images,
+                ref.output, (affine, reference.header))
 
 
-def write_label_map(path: str | Path, label: np.ndarray, volume: BratsVolume) -> None:
-    """Write ``label`` (``(X, Y, Z)`` uint8) as a gzipped NIfTI on ``volume``'s grid: its affine
-    and header (qform/sform codes, units), data type uint8, atomically."""
-    header = volume.header.copy() if volume.header is not None else None
-    image = nib.Nifti1Image(label.astype(np.uint8), volume.affine, header)
+def write_label_map(path: str | Path, label: np.ndarray, grid) -> None:
+    """Write ``label`` (``(X, Y, Z)`` uint8) as a gzipped NIfTI on ``grid`` (affine, header: qform
+    and sform codes, units), data type uint8, atomically."""
+    import nibabel as nib
+
+    affine, header = grid
+    image = nib.Nifti1Image(label.astype(np.uint8), affine, header.copy() if header is not None else None)
     image.set_data_dtype(np.uint8)
     image.header.set_slope_inter(1, 0)
     with atomic_path(path) as tmp:
         tmp.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1))
 
 
-def _check_grid(path: Path, image: nib.Nifti1Image, shape: tuple, affine: np.ndarray, reference: Path) -> None:
+def _check_grid(path: Path, image, shape: tuple, affine: np.ndarray, reference: Path) -> None:
     if image.shape != shape:
         raise InputError(path, f"shape {image.shape} differs from {reference.name}'s {shape}")
     if not np.allclose(image.affine, affine, atol=AFFINE_TOLERANCE):
         raise InputError(path, f"affine differs from {reference.name}'s: the sequences are not co-registered")
 
 
-def label_to_regions(label: np.ndarray, enhancing_label: int = 4) -> np.ndarray:
-    """``(X, Y, Z)`` label map -> ``(3, X, Y, Z)`` bool: WT, TC, ET (overlapping)."""
-    return np.stack([
-        np.isin(label, (1, 2, enhancing_label)),
-        np.isin(label, (1, enhancing_label)),
-        label == enhancing_label,
-    ])
+@register
+class Brats(DatasetType):
+    """BraTS case folders of four NIfTI sequences and a label map."""
 
+    name = "brats"
+    description = "BraTS case folders of <case>_{t1,t1ce,t2,flair}.nii.gz (or 2023's t1n, t1c, t2w, t2f)"
+    labels = BratsRegions()
+    channels = CHANNEL_NAMES
+    case_noun = "case"
+    volumetric = True
 
-def regions_to_label(regions: np.ndarray, enhancing_label: int = 4) -> np.ndarray:
-    """Inverse of :func:`label_to_regions`: ET -> enhancing label, TC without ET -> 1, WT
-    without TC -> 2. Regions need not be nested: ET outside TC still gets the enhancing label,
-    TC outside WT still gets 1.
+    def detect(self, path: Path) -> bool:
+        if path.is_file():
+            return path.name.endswith(NIFTI_SUFFIXES)
+        if not path.is_dir():
+            return False
+        candidates = [path, *(p for p in path.iterdir() if p.is_dir())]
+        if (path / "brats").is_dir():
+            candidates += list((path / "brats").iterdir())
+        return any(holds_nifti(c) for c in candidates)
 
-    Args:
-        regions: ``(3, X, Y, Z)`` bool, channels WT, TC, ET.
+    def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
+        return find_cases(root, require_labels, problems)
 
-    Returns:
-        ``(X, Y, Z)`` uint8.
-    """
-    whole, core, enhancing = regions.astype(bool)
-    label = np.zeros(whole.shape, np.uint8)
-    label[whole] = 2
-    label[core] = 1
-    label[enhancing] = enhancing_label
-    return label
+    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
+        if not path.is_dir():
+            raise InputError(path, "expected a BraTS case folder (its four sequences as NIfTI) or a folder of them")
+        return find_cases(path, require_label=False, problems=problems)
+
+    def load(self, ref: CaseRef, channels: int | None = None) -> Case:
+        return load_case(ref, channels)
+
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+        label_path, montage_path = out / f"{case.id}_seg.nii.gz", out / f"{case.id}_montage.png"
+        if not overwrite:
+            for path in (label_path, montage_path):
+                if path.exists():
+                    raise InputError(path, "already exists; pass --overwrite to replace it")
+        write_label_map(label_path, label, case.grid)
+        flair = case.images[case.channels.index("FLAIR")]
+        write_png_atomic(montage_path, brats_montage(flair, label, case.labels.enhancing_label))
+        voxel_cm3 = float(np.prod(case.spacing)) / 1000.0
+        regions = case.labels.to_regions(label)
+        convention = next(name for name, (_, _, et) in CONVENTIONS.items() if et == case.labels.enhancing_label)
+        return [{"type": "case", "case": case.id, "folder": str(case.sources[0].parent), "convention": convention,
+                 "seg": str(label_path), "montage": str(montage_path),
+                 "volume_cm3": {name: round(float(r.sum()) * voxel_cm3, 3) for name, r in zip(case.labels.regions, regions)}}]

@@ -1,4 +1,5 @@
-"""Reading and writing 2D slices (TIFF, PNG, JPEG) with errors that name the file.
+"""Reading and writing 2D slices (TIFF, PNG, JPEG, BMP) with errors that name the file, and the
+per-slice outputs (mask and overlay PNGs) every slice dataset type writes.
 
 Decoding is done by tifffile (TIFF) and Pillow (PNG, JPEG); any failure of theirs becomes an
 :class:`~gliomaseg.errors.InputError` saying which file and what is wrong.
@@ -14,9 +15,10 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from ..errors import InputError
+from .overlays import overlay
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
-PIL_SUFFIXES = {".png", ".jpg", ".jpeg"}
+PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
 
 
@@ -105,3 +107,42 @@ def write_png_atomic(path: str | Path, array: np.ndarray) -> None:
         # Fast zlib level: a third of segment's time went into level-6 compression, for
         # files only slightly smaller (masks and overlays compress well either way).
         Image.fromarray(array).save(tmp, format="PNG", compress_level=1)
+
+
+def write_slice_outputs(case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+                        patient: bool) -> list[dict]:
+    """Write ``<stem>_mask.png`` (0/255, the input's size) and ``<stem>_overlay.png`` (the display
+    channel with the mask tinted and outlined) for every slice of a slice case, under
+    ``out / case.output``.
+
+    Args:
+        case: a :class:`~gliomaseg.data.base.Case` of slice images, ``(C, H, W, S)``.
+        label: ``(H, W, S)`` uint8 predicted label map (non-zero: tumor).
+        probabilities: ``(1, H, W, S)`` float32 tumor probabilities.
+        patient: the slices form one patient (adds a patient record with the volume in voxels).
+
+    Returns:
+        one ``results.jsonl`` record per slice, then the patient record.
+
+    Raises:
+        InputError: an output file exists and ``overwrite`` is false (checked before any write).
+    """
+    folder = out / case.output
+    targets = [(folder / f"{f.stem}_mask.png", folder / f"{f.stem}_overlay.png") for f in case.sources]
+    if not overwrite:
+        for path in (p for pair in targets for p in pair):
+            if path.exists():
+                raise InputError(path, "already exists; pass --overwrite to replace it")
+    records = []
+    for index, (source, (mask_path, overlay_path)) in enumerate(zip(case.sources, targets)):
+        mask = label[..., index] > 0
+        write_png_atomic(mask_path, mask.astype(np.uint8) * 255)
+        write_png_atomic(overlay_path, overlay(case.images[..., index].transpose(1, 2, 0), mask))
+        records.append({"type": "slice", "file": str(source), "patient": case.id if patient else None,
+                        "slice": index + 1, "tumor_area_px": int(mask.sum()),
+                        "max_probability": round(float(probabilities[0, ..., index].max()), 4),
+                        "mask": str(mask_path), "overlay": str(overlay_path)})
+    if patient:
+        records.append({"type": "patient", "patient": case.id, "folder": str(case.sources[0].parent),
+                        "n_slices": len(case.sources), "tumor_volume_voxels": int((label > 0).sum())})
+    return records

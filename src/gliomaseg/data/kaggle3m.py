@@ -1,4 +1,4 @@
-"""Reader for the LGG ``kaggle_3m`` layout (Buda et al. 2019).
+"""Dataset type ``kaggle3m``: the LGG ``kaggle_3m`` layout (Buda et al. 2019).
 
 Layout::
 
@@ -9,54 +9,30 @@ Layout::
             ...
         README.md, data.csv                    ignored
 
-Slices are ordered by their number as a number (``_10`` after ``_9``). Hidden files and
-folders, and anything that is not a ``<patient>_<n>.tif`` slice or its mask, are ignored.
+A case is a patient: its slices ordered by their number as a number (``_10`` after ``_9``),
+stacked into ``(3, H, W, S)`` uint8 images and an ``(H, W, S)`` binary label map. Hidden files
+and folders, and anything that is not a ``<patient>_<n>.<ext>`` slice or its mask, are
+ignored. Loose slice files given to ``segment`` are each a case of one slice. Outputs: a mask
+and an overlay PNG per slice (:func:`gliomaseg.data.io.write_slice_outputs`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, read_each
-from .io import IMAGE_SUFFIXES, read_image, read_mask
+from .base import Case, CaseRef, DatasetType, register, visible
+from .io import IMAGE_SUFFIXES, read_image, read_mask, write_slice_outputs
+from .labels import BinaryLabels
 
 _SLICE = re.compile(r"^(?P<stem>.+?)_(?P<num>\d+)(?P<mask>_mask)?$")
+CHANNELS = ("pre-contrast", "FLAIR", "post-contrast")
 
 
-@dataclass
-class Patient:
-    """One patient's slices, in slice order.
-
-    Attributes:
-        id: folder name, e.g. ``TCGA_CS_4941_19960909``.
-        image_files: slice files, sorted by slice number.
-        mask_files: the matching mask files, or ``None`` when the patient has no masks.
-        images: ``(S, H, W, C)`` uint8 once loaded.
-        masks: ``(S, H, W)`` bool once loaded, or ``None``.
-    """
-
-    id: str
-    image_files: list[Path]
-    mask_files: list[Path] | None
-    images: np.ndarray | None = None
-    masks: np.ndarray | None = None
-
-    @property
-    def institution(self) -> str:
-        """Source institution: the ``<inst>`` of ``TCGA_<inst>_...``, or ``""``."""
-        parts = self.id.split("_")
-        return parts[1] if len(parts) > 2 and parts[0] == "TCGA" else ""
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(".")
-
-
-def scan_patient_folder(folder: str | Path, masks: str = "required") -> Patient:
+def scan_patient_folder(folder: str | Path, masks: str = "required") -> CaseRef:
     """List a patient folder's slices and masks without decoding them.
 
     Args:
@@ -72,7 +48,7 @@ def scan_patient_folder(folder: str | Path, masks: str = "required") -> Patient:
     if not folder.is_dir():
         raise InputError(folder, "not a folder")
     images, mask_paths = {}, {}
-    for path in filter(_visible, folder.iterdir()):
+    for path in filter(visible, folder.iterdir()):
         match = _SLICE.match(path.stem)
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or not match:
             continue
@@ -80,23 +56,19 @@ def scan_patient_folder(folder: str | Path, masks: str = "required") -> Patient:
     if not images:
         raise InputError(folder, "no image slices (<name>_<n>.tif) in this folder")
     order = sorted(images)
+    slices = tuple(images[n] for n in order)
     if masks == "ignored" or (masks == "optional" and not mask_paths):
-        return Patient(folder.name, [images[n] for n in order], None)
+        return CaseRef(folder.name, slices, None, Path(folder.name))
     for num in sorted(set(mask_paths) - set(images)):
         raise InputError(mask_paths[num], "mask without its image slice")
     for num in order:
         if num not in mask_paths:
             raise InputError(images[num], "image slice without its mask (expected "
                              f"{images[num].stem}_mask{images[num].suffix})")
-    return Patient(folder.name, [images[n] for n in order], [mask_paths[n] for n in order])
+    return CaseRef(folder.name, slices, tuple(mask_paths[n] for n in order), Path(folder.name))
 
 
-def patient_from_files(files: list[Path], patient_id: str) -> Patient:
-    """A pseudo-patient made of loose slice files, in the order given (no masks)."""
-    return Patient(patient_id, [Path(f) for f in files], None)
-
-
-def find_patients(root: str | Path, masks: str = "required", problems: list[InputError] | None = None) -> list[Patient]:
+def find_patients(root: str | Path, masks: str = "required", problems: list[InputError] | None = None) -> list[CaseRef]:
     """All patient folders under ``root`` (the ``kaggle_3m`` folder or its parent), sorted by id.
 
     Args:
@@ -114,36 +86,82 @@ def find_patients(root: str | Path, masks: str = "required", problems: list[Inpu
         raise InputError(root, "no such folder")
     if (root / "kaggle_3m").is_dir():
         root = root / "kaggle_3m"
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and _visible(p) and _has_slices(p))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and visible(p) and _has_slices(p))
     patients = read_each(folders, lambda folder: scan_patient_folder(folder, masks), problems)
-    if not patients:
+    if not patients and not problems:
         raise InputError(root, "no patient folders with image slices found")
     return patients
 
 
 def _has_slices(folder: Path) -> bool:
-    return any(_SLICE.match(p.stem) and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if _visible(p))
+    return any(_SLICE.match(p.stem) and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if visible(p))
 
 
-def load_patient(patient: Patient, channels: int = 3) -> Patient:
-    """Decode a patient's slices (and masks) into ``patient.images`` and ``patient.masks``.
+def load_patient(ref: CaseRef, channels: int | None = None) -> Case:
+    """Decode a patient's slices (and masks).
+
+    Returns:
+        a case with ``(3, H, W, S)`` uint8 images and, with masks, an ``(H, W, S)`` uint8 label
+        map in {0, 1}.
 
     Raises:
-        InputError: a slice or mask cannot be read, has the wrong channel count, or a mask's
-            size differs from its slice's, or slices differ in size.
+        InputError: a slice or mask cannot be read, has the wrong channel count, a mask's size
+            differs from its slice's, or slices differ in size.
     """
-    images = [read_image(f, channels) for f in patient.image_files]
+    wanted = channels or len(CHANNELS)
+    images = [read_image(f, wanted) for f in ref.images]
     shape = images[0].shape
-    for path, image in zip(patient.image_files, images):
+    for path, image in zip(ref.images, images):
         if image.shape != shape:
             raise InputError(path, f"slice of size {image.shape[:2]} in a patient whose first slice is {shape[:2]}")
-    patient.images = np.stack(images)
-    if patient.mask_files is not None:
+    label = None
+    if ref.labels is not None:
         masks = []
-        for mask_path, image in zip(patient.mask_files, images):
+        for mask_path, image in zip(ref.labels, images):
             mask = read_mask(mask_path)
             if mask.shape != image.shape[:2]:
                 raise InputError(mask_path, f"mask of size {mask.shape} does not match its image's {image.shape[:2]}")
             masks.append(mask)
-        patient.masks = np.stack(masks)
-    return patient
+        label = np.stack(masks, axis=-1).astype(np.uint8)
+    return Case(ref.id, Kaggle3m.name, np.stack(images, axis=-1).transpose(2, 0, 1, 3), CHANNELS[:wanted], label, BinaryLabels(),
+                None, ref.images, ref.output)
+
+
+@register
+class Kaggle3m(DatasetType):
+    """LGG ``kaggle_3m`` patient folders of 3-channel TIFF slices with ``_mask`` twins."""
+
+    name = "kaggle3m"
+    description = "kaggle_3m patient folders of <patient>_<n>.tif slices (or loose slice files)"
+    labels = BinaryLabels()
+    channels = CHANNELS
+    case_noun = "patient"
+
+    def detect(self, path: Path) -> bool:
+        if path.is_file():
+            return path.suffix.lower() in IMAGE_SUFFIXES
+        if not path.is_dir():
+            return False
+        root = path / "kaggle_3m" if (path / "kaggle_3m").is_dir() else path
+        return _has_slices(root) or any(p.is_dir() and visible(p) and _has_slices(p) for p in root.iterdir())
+
+    def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
+        return find_patients(root, "required" if require_labels else "ignored", problems)
+
+    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
+        """A patient folder, a folder of them, or a loose slice file (``*_mask`` files are labels: skipped)."""
+        if path.is_file():
+            if _SLICE.match(path.stem) and _SLICE.match(path.stem).group("mask"):
+                return []
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                raise InputError(path, f"unsupported file type {path.suffix or '(none)'}; expected one of {sorted(IMAGE_SUFFIXES)}")
+            return [CaseRef(path.stem, (path,), None, Path("."))]
+        if _has_slices(path):
+            return [scan_patient_folder(path, masks="ignored")]
+        return find_patients(path, "ignored", problems)
+
+    def load(self, ref: CaseRef, channels: int | None = None) -> Case:
+        return load_patient(ref, channels)
+
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output != Path("."))

@@ -1,15 +1,19 @@
-"""Intensity normalisation and brain cropping, identical in training, evaluation and ``segment``.
+"""One preprocessing object, with forward and inverse, identical in training, evaluation and
+``segment``: crop, intensity normalisation, resize, and the way back onto the input's grid.
 
-Normalisation follows Buda et al. 2019 (Computers in Biology and Medicine 109; their
-``normalize_volume``) in working per volume, not per slice, so that all slices of a patient
-share one intensity scale: each channel is divided by its 99th percentile over the volume's
-brain voxels and clipped to [0, 1.5]. The slices of one patient are one volume; a single
-slice given on its own is a volume of one slice, so it still works, with statistics taken from
-that slice alone.
+Two recipes, chosen by the dataset type:
 
-Cropping: the square box around the brain over the whole volume (the union over slices of
-pixels brighter than 10% of the FLAIR 99th percentile), plus a margin, is cut out and resized to
-the network's input size; :func:`from_network` pastes predictions back into the original grid.
+- slice images (``kaggle3m``, ``image_folder``), after Buda et al. 2019 (Computers in Biology
+  and Medicine 109; their ``normalize_volume``): per volume, per channel division by the 99th
+  percentile over the brain voxels, clipped to [0, 1.5], so all slices of a patient share one
+  intensity scale (a lone slice is a volume of one slice); optionally the square box around the
+  brain of the whole volume (the union over slices of pixels brighter than 10% of the FLAIR 99th
+  percentile), plus a margin; then each slice resized to the network's square input.
+- volumes (``brats``), as nnU-Net's BraTS preprocessing (Isensee et al. 2021, Nature Methods
+  18): crop to the box of voxels non-zero in any sequence (skull-stripped, background exactly
+  0), then per-sequence z-score over those brain voxels; no resampling (1 mm grid kept).
+
+Its parameters are the ``data`` section of the model's config, saved in every weights file.
 """
 
 from __future__ import annotations
@@ -26,23 +30,79 @@ CLIP_MAX = 1.5
 BRAIN_FRACTION = 0.1  # of the reference channel's 99th percentile
 REFERENCE_CHANNEL = 1  # FLAIR in the LGG channel order (pre-contrast, FLAIR, post-contrast)
 
+Box = tuple[slice, slice, slice]  # over the spatial axes of a (C, *spatial) array
+
 
 @dataclass(frozen=True)
-class Box:
-    """Rows ``top:bottom`` and columns ``left:right`` of a volume's grid (pixels)."""
+class Prepared:
+    """A case ready for the network, and what the inverse needs.
 
-    top: int
-    bottom: int
-    left: int
-    right: int
+    Attributes:
+        images: ``(C, *spatial')`` float32 tensor on the network's grid.
+        box: the region of the input grid that was cut out (and resized to ``spatial'``).
+        shape: the input's spatial shape.
+    """
 
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
+    images: torch.Tensor
+    box: Box
+    shape: tuple[int, int, int]
 
-    @property
-    def width(self) -> int:
-        return self.right - self.left
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Crop, normalise and resize a case; map predictions back.
+
+    Args:
+        volumetric: the volume recipe (non-zero box, z-score, no resize) instead of the slice recipe.
+        size: slice recipe: side of the square each slice is resized to (0: no resize).
+        crop_to_brain: slice recipe: crop to the square brain box first.
+        margin: slice recipe: pixels of background kept around the brain box.
+    """
+
+    volumetric: bool
+    size: int = 0
+    crop_to_brain: bool = False
+    margin: int = 8
+
+    @classmethod
+    def from_config(cls, data: DataConfig, volumetric: bool) -> "Preprocessing":
+        """The preprocessing of a run's ``data`` section for a slice or volume dataset type."""
+        if volumetric:
+            return cls(True)
+        return cls(False, data.image_size, data.crop_to_brain, data.crop_margin)
+
+    def forward(self, images: np.ndarray) -> Prepared:
+        """Args: ``images`` ``(C, *spatial)``: uint8 slices ``(C, H, W, S)`` or float volumes
+        ``(C, X, Y, Z)``. Returns the network-grid tensor (float32) and the inverse's state."""
+        shape = tuple(images.shape[1:])
+        if self.volumetric:
+            box = nonzero_box(images)
+            return Prepared(torch.from_numpy(zscore_brain(images[(slice(None), *box)])), box, shape)
+        slices = images.transpose(3, 1, 2, 0)  # (S, H, W, C), the slice recipe's working order
+        box = brain_box(slices, self.margin) if self.crop_to_brain else tuple(slice(0, n) for n in shape)
+        normalized = normalize_volume(slices[:, box[0], box[1]])
+        tensor = resize(torch.from_numpy(normalized).permute(0, 3, 1, 2), self.size)  # (S, C, N, N)
+        return Prepared(tensor.permute(1, 2, 3, 0), box, shape)
+
+    def target(self, label_regions: np.ndarray, prepared: Prepared) -> torch.Tensor:
+        """Training targets on the network grid: ``(K, *spatial)`` bool regions cropped (and
+        resized, then re-binarised at 0.5) like their images; ``(K, *spatial')`` float32 {0, 1}."""
+        cropped = torch.from_numpy(np.ascontiguousarray(label_regions[(slice(None), *prepared.box)], dtype=np.float32))
+        if self.volumetric or not self.size:
+            return cropped
+        stacked = cropped.permute(3, 0, 1, 2)  # (S, K, h, w)
+        return (resize(stacked, self.size) >= 0.5).float().permute(1, 2, 3, 0)
+
+    def inverse(self, probabilities: torch.Tensor, prepared: Prepared) -> np.ndarray:
+        """``(K, *spatial')`` probabilities on the network grid -> ``(K, *shape)`` float32 on
+        the input grid (bilinear back to the box's size; 0 outside the box)."""
+        if not self.volumetric and self.size:
+            box = prepared.box
+            height, width = box[0].stop - box[0].start, box[1].stop - box[1].start
+            stacked = probabilities.float().permute(3, 0, 1, 2).contiguous()  # (S, K, N, N)
+            inside = F.interpolate(stacked, size=(height, width), mode="bilinear", align_corners=False)
+            probabilities = inside.permute(1, 2, 3, 0)
+        return uncrop(probabilities.float().numpy(), prepared.box, prepared.shape)
 
 
 def _reference(images: np.ndarray) -> np.ndarray:
@@ -89,74 +149,97 @@ def brain_box(images: np.ndarray, margin: int) -> Box:
     Args:
         images: ``(S, H, W, C)`` uint8 volume.
         margin: pixels of background kept around the brain.
+
+    Returns:
+        rows, columns and (all) slices of the box, as slices over ``(H, W, S)``.
     """
-    height, width = images.shape[1:3]
+    count, height, width = images.shape[:3]
     brain = brain_voxels(images).any(axis=0)
     if not brain.any():
-        return Box(0, height, 0, width)
+        return slice(0, height), slice(0, width), slice(0, count)
     rows, cols = np.flatnonzero(brain.any(axis=1)), np.flatnonzero(brain.any(axis=0))
     side = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 + 2 * margin
-    top, bottom = _fit((rows[0] + rows[-1] + 1) / 2, side, height)
-    left, right = _fit((cols[0] + cols[-1] + 1) / 2, side, width)
-    return Box(top, bottom, left, right)
+    return _fit((rows[0] + rows[-1] + 1) / 2, side, height), _fit((cols[0] + cols[-1] + 1) / 2, side, width), slice(0, count)
 
 
-def _fit(center: float, side: int, limit: int) -> tuple[int, int]:
+def _fit(center: float, side: int, limit: int) -> slice:
     side = min(side, limit)
     start = int(round(center - side / 2))
     start = min(max(start, 0), limit - side)
-    return start, start + side
-
-
-@dataclass
-class NetworkInput:
-    """A volume ready for the network, and what is needed to map predictions back.
-
-    Attributes:
-        images: ``(S, C, N, N)`` float32 tensor, ``N = DataConfig.image_size``.
-        box: the region of the original grid that was resized to ``N x N``.
-        shape: ``(H, W)`` of the original grid.
-    """
-
-    images: torch.Tensor
-    box: Box
-    shape: tuple[int, int]
-
-
-def to_network(images: np.ndarray, config: DataConfig) -> NetworkInput:
-    """Normalise, crop to the brain box (if configured) and resize a volume.
-
-    Args:
-        images: ``(S, H, W, C)`` uint8 volume.
-        config: preprocessing settings.
-    """
-    height, width = images.shape[1:3]
-    box = brain_box(images, config.crop_margin) if config.crop_to_brain else Box(0, height, 0, width)
-    normalized = normalize_volume(images[:, box.top:box.bottom, box.left:box.right])
-    tensor = torch.from_numpy(normalized).permute(0, 3, 1, 2)
-    return NetworkInput(resize(tensor, config.image_size), box, (height, width))
+    return slice(start, start + side)
 
 
 def resize(tensor: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``(N, C, H, W)`` float to ``(N, C, size, size)``: bilinear, antialiased when shrinking."""
-    if tuple(tensor.shape[-2:]) == (size, size):
+    """Resize ``(N, C, H, W)`` float to ``(N, C, size, size)``: bilinear, antialiased when
+    shrinking; ``size`` 0 keeps the size."""
+    if not size or tuple(tensor.shape[-2:]) == (size, size):
         return tensor.contiguous()
     return F.interpolate(tensor, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
 
-def mask_to_network(masks: np.ndarray, box: Box, size: int) -> torch.Tensor:
-    """Crop and resize ``(S, H, W)`` bool masks like their images: ``(S, 1, size, size)`` float {0, 1}."""
-    cropped = torch.from_numpy(masks[:, box.top:box.bottom, box.left:box.right].astype(np.float32))
-    return (resize(cropped[:, None], size) >= 0.5).float()
+def nonzero_box(images: np.ndarray, margin: int = 0) -> Box:
+    """Smallest box holding every voxel that is non-zero in any channel, widened by ``margin``
+    voxels and clipped to the volume.
 
+    Args:
+        images: ``(C, X, Y, Z)``.
 
-def from_network(probabilities: torch.Tensor, network_input: NetworkInput) -> np.ndarray:
-    """Map ``(S, 1, N, N)`` probabilities back to the original ``(S, H, W)`` grid (float32).
-
-    Outside the brain box the probability is 0.
+    Returns:
+        three slices over X, Y, Z (the whole volume if it is all zero).
     """
-    box = network_input.box
-    inside = F.interpolate(probabilities.float(), size=(box.height, box.width), mode="bilinear", align_corners=False)
-    out = np.zeros((probabilities.shape[0], *network_input.shape), np.float32)
-    out[:, box.top:box.bottom, box.left:box.right] = inside[:, 0].numpy()
+    brain = np.any(images != 0, axis=0)
+    if not brain.any():
+        return tuple(slice(0, n) for n in brain.shape)
+    box = []
+    for axis, size in enumerate(brain.shape):
+        other = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(brain.any(axis=other))
+        box.append(slice(max(int(present[0]) - margin, 0), min(int(present[-1]) + 1 + margin, size)))
+    return tuple(box)
+
+
+def zscore_brain(images: np.ndarray) -> np.ndarray:
+    """Per-channel z-score over the brain voxels (non-zero in any channel); background stays 0.
+
+    Args:
+        images: ``(C, X, Y, Z)`` scanner intensities.
+
+    Returns:
+        ``(C, X, Y, Z)`` float32, mean 0 and standard deviation 1 over the brain per channel.
+    """
+    brain = np.any(images != 0, axis=0)
+    out = np.zeros(images.shape, np.float32)
+    for channel, volume in enumerate(images):
+        values = volume[brain]
+        if values.size:
+            out[channel][brain] = (values - values.mean()) / max(float(values.std()), 1e-8)
     return out
+
+
+def uncrop(array: np.ndarray, box: Box, shape: tuple[int, ...], fill: float = 0) -> np.ndarray:
+    """Paste ``array`` (``(..., x, y, z)``, the box's size) back into a ``(..., *shape)`` volume
+    filled with ``fill`` elsewhere: the inverse of ``volume[..., box[0], box[1], box[2]]``."""
+    out = np.full((*array.shape[:-3], *shape), fill, dtype=array.dtype)
+    out[(..., *box)] = array
+    return out
+
+
+def stack_slices(volume: torch.Tensor, z: torch.Tensor, context: int) -> torch.Tensor:
+    """Slices along the last axis with ``context`` neighbours on each side as channels (2.5D
+    input); slices beyond the volume repeat the edge slice.
+
+    Args:
+        volume: ``(C, X, Y, Z)``.
+        z: ``(N,)`` long, the centre slices.
+        context: neighbours on each side.
+
+    Returns:
+        ``(N, C * (2 * context + 1), X, Y)``, channels ordered neighbour by neighbour (from
+        ``z - context`` up), the ``C`` channels within each.
+    """
+    offsets = torch.arange(-context, context + 1)
+    index = (z[:, None] + offsets[None]).clamp(0, volume.shape[-1] - 1)  # (N, D)
+    picked = volume[..., index.flatten()]  # (C, X, Y, N * D)
+    channels, sx, sy = volume.shape[:3]
+    picked = picked.reshape(channels, sx, sy, len(z), len(offsets))
+    return picked.permute(3, 4, 0, 1, 2).reshape(len(z), len(offsets) * channels, sx, sy)

@@ -1,6 +1,5 @@
-"""Inference stage: predictor and post-processing."""
+"""Inference stage: one predictor, pluggable inferers, test-time augmentation, post-processing."""
 
-from .postprocess import POSTPROCESS, postprocess
 from .predictor import Prediction, Predictor
 
-__all__ = ["POSTPROCESS", "Prediction", "Predictor", "postprocess"]
+__all__ = ["Prediction", "Predictor"]

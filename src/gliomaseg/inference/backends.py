@@ -1,7 +1,7 @@
 """Runtimes that turn a preprocessed batch into logits: PyTorch, or ONNX Runtime for exported models.
 
-Both take ``(B, C, N, N)`` float32 tensors and return ``(B, 1, N, N)`` float32 logits, so the
-predictor, TTA and post-processing are the same whatever runs the network.
+Both take ``(B, C, *spatial)`` float32 CPU tensors and return ``(B, K, *spatial)`` float32 CPU
+logits, so the predictor, inferers, TTA and post-processing are the same whatever runs the network.
 """
 
 from __future__ import annotations
@@ -16,24 +16,30 @@ from torch import nn
 
 from ..config import Config
 from ..errors import InputError
-from ..runtime import autocast, memory_format
+from ..runtime import autocast, memory_format, resolve_device
 
 ONNX_CONFIG_KEY = "gliomaseg.config"
-BACKENDS = ("torch", "onnxruntime")
 
 
 class TorchBackend:
-    """A PyTorch network in eval mode, with the run's bf16 and channels_last settings
-    (``spatial_dims`` 3 for volume networks)."""
+    """A PyTorch network in eval mode on the run's device, with its bf16 and channels_last
+    settings (the config's ``runtime`` section; ``spatial_dims`` 3 for volume networks).
+
+    Raises:
+        ConfigError: the configured device is not available.
+    """
 
     def __init__(self, model: nn.Module, config: Config, spatial_dims: int = 2):
-        self.format = memory_format(config.train.channels_last, spatial_dims)
-        self.bf16 = config.train.bf16
-        self.model = model.eval().to(memory_format=self.format)
+        self.device = resolve_device(config.runtime.device)
+        self.format = memory_format(config.runtime.channels_last, spatial_dims)
+        self.bf16 = config.runtime.bf16
+        self.model = model.eval().to(self.device, memory_format=self.format)
+        self.stride = getattr(model, "stride", 1)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), autocast(self.bf16):
-            return self.model(images.contiguous(memory_format=self.format)).float()
+        with torch.inference_mode(), autocast(self.bf16, self.device):
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.format)
+            return self.model(images).float().cpu()
 
 
 class OnnxBackend:
@@ -62,6 +68,7 @@ class OnnxBackend:
             raise InputError(self.path, "ONNX model without a gliomaseg config in its metadata; export it with `gliomaseg export`")
         self.config = Config.from_dict(json.loads(metadata[ONNX_CONFIG_KEY]), source=str(self.path))
         self.input_name = self.session.get_inputs()[0].name
+        self.stride = 1  # the exported graph takes the network-grid size it was exported at
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         (logits,) = self.session.run(None, {self.input_name: np.ascontiguousarray(images.numpy(), dtype=np.float32)})

@@ -1,25 +1,52 @@
-"""Post-processing of binary predictions (connected components with scipy.ndimage)."""
+"""From probabilities to a label map: threshold, then post-processing of the connected
+components (scipy.ndimage), for binary masks and for BraTS regions alike (:func:`to_label`).
+
+Methods (``inference.postprocess``): ``none``; ``largest-3d``: keep only the largest 3D
+connected component (26-connectivity), since an LGG FLAIR abnormality is one lesion (nnU-Net
+applies the same rule when it helps on validation); ``min-size:N``: drop 3D components of fewer
+than N voxels (multifocal tumors keep their foci). Binary masks then get the holes enclosed in
+each slice filled (cystic parts, dark on FLAIR, belong to the annotated abnormality); BraTS
+regions are cleaned on the whole tumor, and the tumor core and enhancing tumor are kept only
+inside what remains of it.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
-from ..errors import ConfigError
+from ..config import parse_postprocess
+from ..data.labels import BinaryLabels, LabelConvention
 
-POSTPROCESS = ("none", "largest-3d", "min-size:N")
+
+def to_label(probabilities: np.ndarray, convention: LabelConvention, threshold: float, method: str) -> np.ndarray:
+    """Threshold and post-process predicted probabilities into a label map.
+
+    Args:
+        probabilities: ``(K, *spatial)`` float in [0, 1], one channel per region of
+            ``convention`` (spatial ``(H, W, S)`` for slices, ``(X, Y, Z)`` for volumes).
+        convention: binary (:func:`postprocess` on the mask) or BraTS regions (:func:`clean_regions`).
+        threshold: probability at or above which a voxel is in a region.
+        method: post-processing method (module docstring).
+
+    Returns:
+        ``(*spatial)`` uint8 label map in ``convention``.
+
+    Raises:
+        ConfigError: unknown post-processing method.
+    """
+    regions = probabilities >= threshold
+    if isinstance(convention, BinaryLabels):
+        slices_first = np.moveaxis(regions[0], -1, 0)  # (S, H, W): holes are filled per slice
+        return np.moveaxis(postprocess(slices_first, method), 0, -1).astype(np.uint8)
+    return convention.from_regions(clean_regions(regions, method))
 
 
 def postprocess(mask: np.ndarray, method: str) -> np.ndarray:
-    """Clean a predicted mask.
+    """Clean a predicted binary mask.
 
     Args:
         mask: ``(S, H, W)`` bool, one patient's slices stacked in slice order.
-        method: ``"none"``; ``"largest-3d"``: keep only the largest 3D connected component
-            (26-connectivity), since an LGG FLAIR abnormality is one lesion (nnU-Net applies
-            the same rule when it helps on validation); ``"min-size:N"``: drop 3D components of
-            fewer than N voxels. Both then fill the holes enclosed in each slice (cystic parts,
-            dark on FLAIR, belong to the annotated abnormality).
+        method: see the module docstring.
 
     Returns:
         ``(S, H, W)`` bool.
@@ -27,37 +54,37 @@ def postprocess(mask: np.ndarray, method: str) -> np.ndarray:
     Raises:
         ConfigError: unknown method or a bad N.
     """
-    if method == "none":
+    kind, size = parse_postprocess(method)
+    if kind == "none":
         return mask
-    if method == "largest-3d":
-        return fill_holes_per_slice(largest_component(mask))
-    if method.startswith("min-size:"):
-        return fill_holes_per_slice(drop_small_components(mask, min_size(method)))
-    raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS)}")
+    kept = largest_component(mask) if kind == "largest-3d" else drop_small_components(mask, size)
+    return fill_holes_per_slice(kept)
 
 
-def validate_postprocess(method: str) -> None:
-    """Raise :class:`ConfigError` unless ``method`` is one :func:`postprocess` accepts."""
-    if method not in ("none", "largest-3d") and not method.startswith("min-size:"):
-        raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS)}")
-    if method.startswith("min-size:"):
-        min_size(method)
+def clean_regions(regions: np.ndarray, method: str) -> np.ndarray:
+    """Post-process predicted BraTS regions: the whole tumor is cleaned by ``method``, the tumor
+    core and enhancing tumor are kept only inside what remains of it.
 
+    Args:
+        regions: ``(3, X, Y, Z)`` bool, WT, TC, ET.
 
-def min_size(method: str) -> int:
-    """N of ``"min-size:N"``.
+    Returns:
+        ``(3, X, Y, Z)`` bool.
 
     Raises:
-        ConfigError: N is not a whole number.
+        ConfigError: unknown method.
     """
-    size = method.split(":", 1)[1]
-    if not size.isdigit():
-        raise ConfigError(f"post-processing {method!r}: N in min-size:N must be a whole number of voxels")
-    return int(size)
+    kind, size = parse_postprocess(method)
+    if kind == "none":
+        return regions
+    whole = largest_component(regions[0]) if kind == "largest-3d" else drop_small_components(regions[0], size)
+    return regions & whole[None]
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels of the 26-connected components and each component's size (index 0: label 1)."""
+    from scipy import ndimage  # imported here: scipy costs start-up time of every command
+
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
     return labels, np.bincount(labels.ravel())[1:]
 
@@ -79,4 +106,6 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
     """Fill the background regions fully enclosed by the mask, slice by slice (2D)."""
+    from scipy import ndimage
+
     return np.stack([ndimage.binary_fill_holes(s) for s in mask]) if mask.size else mask

@@ -1,4 +1,12 @@
-"""Whole-volume prediction: preprocess, batched forward pass, map back, threshold, post-process."""
+"""One predictor for every dataset type and network (after nnU-Net v2's ``nnUNetPredictor``):
+preprocess, run the network through its inferer with test-time augmentation, map back onto the
+input grid, threshold and post-process into a label map.
+
+The model's config decides everything: the dataset type (preprocessing recipe and label
+convention), the network's dimensions (slice inferer with ``data.context_slices`` neighbours,
+or 3D sliding window of ``data.patch_size``), its stride, the mirror axes of its training
+(flip TTA), threshold and post-processing.
+"""
 
 from __future__ import annotations
 
@@ -11,60 +19,66 @@ import torch
 from torch import nn
 
 from ..config import Config
-from ..errors import ConfigError, InputError
-from ..data.preprocessing import from_network, to_network
+from ..data.base import Case, get_dataset
+from ..data.preprocessing import Preprocessing
+from ..errors import InputError
+from ..models.registry import spatial_dims
 from ..models.weights import load_model, resolve_weights
-from .backends import BACKENDS, OnnxBackend, TorchBackend
-from .postprocess import postprocess
+from . import tta
+from .backends import OnnxBackend, TorchBackend
+from .inferers import SliceInferer, SlidingWindowInferer
+from .postprocess import to_label
 
 
-# Test-time augmentation: each transform is (quarter turns, mirror left-right), applied to the
-# input and undone on the output before the probabilities are averaged (nnU-Net style).
-# "flip" is the 4 mirrorings of the two in-plane axes, "flip+rot90" all 8 symmetries of the square.
-TTA_TRANSFORMS: dict[str, list[tuple[int, bool]]] = {
-    "none": [(0, False)],
-    "flip": [(0, False), (0, True), (2, True), (2, False)],
-    "flip+rot90": [(k, mirror) for k in range(4) for mirror in (False, True)],
-}
-
-
-@dataclass
+@dataclass(frozen=True)
 class Prediction:
-    """One volume's prediction on its original grid.
+    """One case's prediction on its own grid.
 
     Attributes:
-        probabilities: ``(S, H, W)`` float32 in [0, 1].
-        mask: ``(S, H, W)`` bool, thresholded and post-processed.
+        probabilities: ``(K, *spatial)`` float32 in [0, 1], one channel per region.
+        label: ``(*spatial)`` uint8 label map in the case's convention, thresholded and
+            post-processed.
     """
 
     probabilities: np.ndarray
-    mask: np.ndarray
+    label: np.ndarray
 
 
 class Predictor:
-    """Applies a trained network to whole patients (or single slices).
+    """Applies a trained network to whole cases.
 
     Args:
-        model: PyTorch network returning logits ``(B, 1, N, N)``, or a backend (a callable from
-            ``(B, C, N, N)`` float32 to logits, see :mod:`.backends`).
-        config: the run config the network was trained with (preprocessing and inference).
+        model: a PyTorch network returning logits ``(B, K, *spatial)``, or a backend (a callable
+            from ``(B, C, *spatial)`` float32 to logits, see :mod:`.backends`).
+        config: the run config the network was trained with.
+
+    Raises:
+        ConfigError: an unknown dataset type or network in the config, or a TTA mode the
+            network cannot take.
     """
 
     def __init__(self, model: nn.Module | Callable[[torch.Tensor], torch.Tensor], config: Config):
         self.config = config
-        self.backend = TorchBackend(model, config) if isinstance(model, nn.Module) else model
+        self.dims = spatial_dims(config.model.name)
+        self.backend = TorchBackend(model, config, self.dims) if isinstance(model, nn.Module) else model
+        self.dataset = get_dataset(config.data.dataset)
+        self.preprocessing = Preprocessing.from_config(config.data, self.dataset.volumetric)
+        if self.dims == 3:
+            self.inferer = SlidingWindowInferer(config.data.patch_size, config.inference.overlap)
+        else:
+            stride = getattr(self.backend, "stride", 1)
+            self.inferer = SliceInferer(config.data.context_slices, config.inference.batch_size, stride)
+        tta.tta_transforms(config.inference.tta, config.inference.mirror_axes, self.dims)  # checked now, not mid-run
 
     @classmethod
-    def from_path(cls, model: str | Path | None = None, backend: str = "torch") -> "Predictor":
-        """Load from a weights file, a run folder, the bundled model (``None``), or, with
+    def from_path(cls, model: str | Path | None = None, dataset: str = "kaggle3m", backend: str = "torch") -> "Predictor":
+        """Load a bundled model by name (``lgg``, ``brats``, ...), a weights file, a run folder,
+        the bundled model of dataset type ``dataset`` (``model`` ``None``), or, with
         ``backend="onnxruntime"``, an ``.onnx`` file from ``gliomaseg export``.
 
         Raises:
             InputError: missing or unreadable model, or a model that does not fit the backend.
-            ConfigError: unknown backend.
         """
-        if backend not in BACKENDS:
-            raise ConfigError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         is_onnx = model is not None and Path(model).suffix.lower() == ".onnx"
         if is_onnx != (backend == "onnxruntime"):
             where = model if model is not None else "the bundled model"
@@ -73,42 +87,45 @@ class Predictor:
         if is_onnx:
             onnx_backend = OnnxBackend(model)
             return cls(onnx_backend, onnx_backend.config)
-        path = resolve_weights(model)
-        network, config = load_model(path)
-        if config.data.dataset == "brats":
-            raise InputError(path, "a BraTS model segments BraTS cases (NIfTI), not LGG slices")
+        network, config = load_model(resolve_weights(model, dataset))
         return cls(network, config)
 
+    @property
+    def in_channels(self) -> int:
+        """Channels of one slice or volume the network takes (before 2.5D stacking)."""
+        return self.config.model.in_channels // (2 * self.config.data.context_slices + 1) if self.dims == 2 else self.config.model.in_channels
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Tumor probability per pixel.
+        """Probability of each region at each voxel.
 
         Args:
-            images: ``(S, H, W, C)`` uint8, one patient's slices in slice order (``S`` may be 1).
+            images: ``(C, *spatial)`` as a dataset type reads them (:class:`~gliomaseg.data.base.Case`).
 
         Returns:
-            ``(S, H, W)`` float32 in [0, 1].
+            ``(K, *spatial)`` float32 in [0, 1], averaged over the TTA transforms; 0 outside
+            the cropped box.
         """
-        network_input = to_network(images, self.config.data)
-        batch = self.config.inference.batch_size
-        outputs = [self._forward(network_input.images[start:start + batch])
-                   for start in range(0, network_input.images.shape[0], batch)]
-        return from_network(torch.cat(outputs), network_input)
+        prepared = self.preprocessing.forward(images)
+        transforms = tta.tta_transforms(self.config.inference.tta, self.config.inference.mirror_axes, self.dims)
+        total = None
+        for transform in transforms:
+            output = tta.inverse(self.inferer(tta.forward(prepared.images, transform), self.backend), transform)
+            total = output if total is None else total + output
+        return self.preprocessing.inverse(total / len(transforms), prepared)
 
-    def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Sigmoid probabilities ``(B, 1, N, N)``, averaged over the TTA transforms."""
-        transforms = TTA_TRANSFORMS.get(self.config.inference.tta)
-        if transforms is None:
-            raise ConfigError(f"unknown test-time augmentation {self.config.inference.tta!r}; "
-                              f"choose one of {', '.join(TTA_TRANSFORMS)}")
-        total = torch.zeros(images.shape[0], 1, *images.shape[2:])
-        for turns, mirror in transforms:
-            view = torch.rot90(images.flip(3) if mirror else images, turns, dims=(2, 3))
-            logits = torch.rot90(self.backend(view.contiguous()), -turns, dims=(2, 3))
-            total += torch.sigmoid(logits.flip(3) if mirror else logits)
-        return total / len(transforms)
+    def predict(self, case: Case) -> Prediction:
+        """Probabilities, then the label map in ``case``'s convention (threshold, post-processing).
 
-    def predict(self, images: np.ndarray) -> Prediction:
-        """Probabilities, then the mask: threshold and the configured post-processing."""
-        probabilities = self.probabilities(images)
-        mask = postprocess(probabilities >= self.config.inference.threshold, self.config.inference.postprocess)
-        return Prediction(probabilities, mask)
+        Raises:
+            InputError: the case's channels or label convention do not fit the model.
+        """
+        if case.images.shape[0] != self.in_channels:
+            raise InputError(case.sources[0] if case.sources else case.id,
+                             f"has {case.images.shape[0]} channel(s); the model takes {self.in_channels}")
+        if len(case.labels.regions) != self.config.model.out_channels:
+            raise InputError(case.sources[0] if case.sources else case.id,
+                             f"a {case.dataset} case has regions {', '.join(case.labels.regions)}; "
+                             f"the model predicts {self.config.model.out_channels} channel(s)")
+        probabilities = self.probabilities(case.images)
+        inference = self.config.inference
+        return Prediction(probabilities, to_label(probabilities, case.labels, inference.threshold, inference.postprocess))

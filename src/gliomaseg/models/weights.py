@@ -15,19 +15,23 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..atomic import atomic_path
 from ..config import Config
-from ..errors import InputError
-from .registry import create_model
+from ..data.augment import trained_mirror_axes
+from ..errors import ConfigError, InputError
+from .registry import create_model, spatial_dims
 
 CONFIG_KEY = "gliomaseg.config"
-BUNDLED = {"lgg": "lgg_unet.safetensors", "brats": "brats_model.safetensors"}  # per dataset
+# Bundled models by name, and the one each dataset type uses by default.
+BUNDLED = {"lgg": "lgg_unet.safetensors", "brats": "brats_model.safetensors"}
+DEFAULT_BUNDLED = {"kaggle3m": "lgg", "brats": "brats"}
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
     with atomic_path(path) as tmp:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
@@ -55,7 +59,31 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise InputError(path, f"not a readable safetensors file ({exc})") from None
     if CONFIG_KEY not in raw:
         raise InputError(path, "safetensors file without a gliomaseg config in its metadata")
-    return {k.removeprefix("gliomaseg."): json.loads(v) for k, v in raw.items() if k.startswith("gliomaseg.")}
+    try:
+        return {k.removeprefix("gliomaseg."): json.loads(v) for k, v in raw.items() if k.startswith("gliomaseg.")}
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"its gliomaseg metadata is not valid JSON ({exc.msg})") from None
+
+
+def read_config(path: str | Path) -> Config:
+    """The run config stored in a weights file. Files of gliomaseg 0.1 (no ``runtime``
+    section) get what that version left implicit: ``data.dataset`` ``auto`` meant LGG
+    (``kaggle3m``), and the mirror axes its training used (``inference.mirror_axes``).
+
+    Raises:
+        InputError: unreadable file, or a config that is not valid (naming the file).
+    """
+    path = Path(path)
+    raw = read_metadata(path)["config"]
+    try:
+        config = Config.from_dict(raw, source=str(path))
+        if "runtime" not in raw and config.data.dataset == "auto":
+            config.data.dataset = "kaggle3m"
+        if "mirror_axes" not in raw.get("inference", {}):
+            config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
+    except ConfigError as exc:
+        raise InputError(path, f"its config is not valid: {exc}") from None
+    return config
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, Config]:
@@ -64,9 +92,14 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
     Raises:
         InputError: unreadable file, or weights that do not fit the network in its config.
     """
+    from safetensors.torch import load_file
+
     path = Path(path)
-    config = Config.from_dict(read_metadata(path)["config"], source=str(path))
-    model = create_model(config.model)
+    config = read_config(path)
+    try:
+        model = create_model(config.model)
+    except ConfigError as exc:
+        raise InputError(path, str(exc)) from None
     try:
         model.load_state_dict(load_file(str(path)))
     except RuntimeError as exc:
@@ -74,20 +107,32 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
     return model.eval(), config
 
 
-def bundled_weights(dataset: str = "lgg") -> Path:
-    """Path of the pretrained model for ``dataset`` (``lgg`` or ``brats``) shipped inside the package."""
-    return Path(str(resources.files("gliomaseg") / "weights" / BUNDLED[dataset]))
-
-
-def resolve_weights(model: str | Path | None, dataset: str = "lgg") -> Path:
-    """``--model`` argument -> weights file: a ``.safetensors`` file, a run folder (its
-    ``best.safetensors``), or ``None`` for the bundled model of ``dataset``.
+def bundled_weights(name: str = "lgg") -> Path:
+    """Path of the bundled model ``name`` (a key of :data:`BUNDLED`) inside the package.
 
     Raises:
-        InputError: the path does not exist or a run folder has no best checkpoint.
+        InputError: no bundled model of that name.
+    """
+    if name not in BUNDLED:
+        raise InputError(name, f"no bundled model of this name; bundled: {', '.join(BUNDLED)}")
+    return Path(str(resources.files("gliomaseg") / "weights" / BUNDLED[name]))
+
+
+def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path:
+    """``--model`` argument -> weights file: a bundled model's name (``lgg``, ``brats``, ...),
+    a ``.safetensors`` file, a run folder (its ``best.safetensors``), or ``None`` for the
+    bundled model of dataset type ``dataset``.
+
+    Raises:
+        InputError: the path does not exist, a run folder has no best checkpoint, or no model
+            is bundled for ``dataset``.
     """
     if model is None:
-        return bundled_weights(dataset)
+        if dataset not in DEFAULT_BUNDLED:
+            raise InputError(dataset, "no model is bundled for this dataset type; pass --model")
+        return bundled_weights(DEFAULT_BUNDLED[dataset])
+    if str(model) in BUNDLED and not Path(model).exists():
+        return bundled_weights(str(model))
     path = Path(model)
     if path.is_dir():
         best = path / "best.safetensors"
@@ -114,6 +159,8 @@ def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any
     try:
         with safe_open(str(path), framework="pt") as handle:
             info = json.loads((handle.metadata() or {})["gliomaseg.state"])
+        from safetensors.torch import load_file
+
         return load_file(str(path)), info
     except (FileNotFoundError, KeyError, SafetensorError, OSError, ValueError) as exc:
         raise InputError(path, f"no usable training state ({exc.__class__.__name__})") from None
