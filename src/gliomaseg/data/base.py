@@ -105,6 +105,10 @@ class DatasetType:
         """Whether ``path`` (a file or folder) holds data of this type."""
         raise NotImplementedError
 
+    def accepts_channels(self, count: int) -> bool:
+        """Whether the type's images can be read with ``count`` channels (a model's input)."""
+        return count == len(self.channels)
+
     def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
         """Every case under ``root``, sorted by id, without reading pixels.
 

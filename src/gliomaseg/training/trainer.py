@@ -1,10 +1,10 @@
 """The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice
 each epoch, ReduceLROnPlateau, early stopping, best and last checkpoints, resume, time budget.
 
-The loop is the same for every dataset: a *bank* (:class:`.data.SliceBank` for LGG slices,
-:class:`.volumes.VolumeBank` for BraTS patches and slice stacks) draws augmented batches, and a
-*validator* scores each validation patient or case (per-patient Dice; for BraTS the mean of the
-WT, TC and ET Dice).
+The loop is the same for every dataset: a *bank* (:class:`.banks.SliceBank` for slice
+datasets, :class:`.banks.VolumeBank` for windows of volumes) draws augmented batches, and a
+*validator* scores each validation case with the one :class:`~gliomaseg.inference.Predictor`
+(per-patient Dice; with several regions, as BraTS, the mean of their Dice).
 
 Files written to the run folder::
 
@@ -28,20 +28,22 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 from rich.progress import Progress, track
-from torch.utils.tensorboard import SummaryWriter
 
 from ..config import AugmentConfig, Config, save_config
-from ..data.kaggle3m import Patient
-from ..errors import ConfigError, InputError
+from ..data.augment import trained_mirror_axes
+from ..data.base import Case, DatasetType, resolve_dataset
+from ..data.preprocessing import Preprocessing
+from ..errors import InputError
 from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_state, save_model, save_state
-from ..runtime import autocast, memory_format, set_threads
-from .data import SliceBank
+from ..runtime import autocast, memory_format, resolve_device, set_threads
+from .banks import SliceBank, VolumeBank
+from .checks import check_config
 
-Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation patient
+Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation case
 
 
 class Bank(Protocol):
@@ -67,14 +69,14 @@ class RunProgress:
     history: list[dict] = dataclasses.field(default_factory=list)
 
 
-def validate(predictor: Predictor, patients: list[Patient]) -> list[float]:
-    """Dice of each validation patient, on its whole volume, on the original grid."""
-    return [overlap_metrics(predictor.predict(p.images).mask, p.masks)["dice"] for p in patients]
-
-
-def lgg_validator(config: Config, patients: list[Patient]) -> Validator:
-    """Per-patient Dice of the LGG validation patients (see :func:`validate`)."""
-    return lambda model: validate(Predictor(model, config), patients)
+def validate(predictor: Predictor, cases: list[Case]) -> list[float]:
+    """Score of each validation case on its own grid: the Dice of its whole volume (per-patient
+    Dice), averaged over the regions where there are several (BraTS WT, TC, ET)."""
+    scores = []
+    for case in cases:
+        predicted, truth = case.labels.to_regions(predictor.predict(case).label), case.labels.to_regions(case.label)
+        scores.append(float(np.mean([overlap_metrics(p, t)["dice"] for p, t in zip(predicted, truth)])))
+    return scores
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -108,11 +110,12 @@ class Trainer:
 
     def __init__(self, config: Config, bank: Bank, validator: Validator, out: Path):
         self.config, self.bank, self.validator, self.out = config, bank, validator, Path(out)
-        set_threads(config.train.threads)
+        set_threads(config.runtime.threads)
         torch.manual_seed(config.train.seed)
         self.generator = torch.Generator().manual_seed(config.train.seed)
-        self.memory_format = memory_format(config.train.channels_last, spatial_dims(config.model.name))
-        self.model = create_model(config.model).to(memory_format=self.memory_format)
+        self.device = resolve_device(config.runtime.device)
+        self.memory_format = memory_format(config.runtime.channels_last, spatial_dims(config.model.name))
+        self.model = create_model(config.model).to(self.device, memory_format=self.memory_format)
         if config.model.encoder_weights:
             load_encoder_weights(self.model, config.model.encoder_weights)
         self.loss = create_loss(config.train.loss)
@@ -161,9 +164,10 @@ class Trainer:
                 break
             index = order[start:start + cfg.batch_size]
             images, masks = self.bank.batch(index, self.config.augment, self.generator)
-            with autocast(cfg.bf16):
-                logits = self.model(images.contiguous(memory_format=self.memory_format))
-            loss = self.loss(logits.float(), masks)
+            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+            with autocast(self.config.runtime.bf16, self.device):
+                logits = self.model(images)
+            loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -182,7 +186,7 @@ class Trainer:
         cfg = self.config.train
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(self.config, self.out / "config.yaml")
-        writer = SummaryWriter(str(self.out / "tensorboard"), purge_step=self.progress.epoch + 1)
+        writer = _tensorboard(self.out / "tensorboard", self.progress.epoch + 1)
         budget = math.inf if max_minutes is None else max_minutes * 60
         with Progress(transient=True) as bar:
             while self.progress.epoch < cfg.max_epochs and self.progress.epochs_since_best < cfg.early_stop_patience:
@@ -195,10 +199,11 @@ class Trainer:
                 dices = self.validator(self.model)
                 elapsed = time.monotonic() - started
                 self._record(train_loss, dices, elapsed, seen, writer)
-        writer.close()
+        if writer is not None:
+            writer.close()
         return self.progress
 
-    def _record(self, train_loss: float, dices: list[float], seconds: float, seen: int, writer: SummaryWriter) -> None:
+    def _record(self, train_loss: float, dices: list[float], seconds: float, seen: int, writer) -> None:
         progress = self.progress
         progress.epoch += 1
         progress.minutes += seconds / 60
@@ -221,9 +226,10 @@ class Trainer:
             progress.epochs_since_best += 1
         self.save()
         _append_csv(self.out / "metrics.csv", row)
-        for key in ("train_loss", "val_dice_mean", "val_dice_median", "lr", "slices_per_s"):
-            writer.add_scalar(key, row[key], progress.epoch)
-        writer.flush()
+        if writer is not None:
+            for key in ("train_loss", "val_dice_mean", "val_dice_median", "lr", "slices_per_s"):
+                writer.add_scalar(key, row[key], progress.epoch)
+            writer.flush()
         print(f"epoch {progress.epoch}: loss {train_loss:.4f}  val per-patient Dice mean {dice_mean:.4f}  "
               f"lr {row['lr']:.1e}  {row['slices_per_s']} slices/s  {progress.minutes:.1f} min", flush=True)
 
@@ -237,31 +243,37 @@ def _append_csv(path: Path, row: dict) -> None:
         writer.writerow(row)
 
 
+def _tensorboard(folder: Path, purge_step: int):
+    """A TensorBoard writer, or ``None`` where the optional ``tensorboard`` extra is not
+    installed (``metrics.csv`` holds the same curves)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
 def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, resume: bool = False, max_minutes: float | None = None) -> RunProgress:
-    """Load the split's train and val patients (or BraTS cases) from ``data`` and train (see
-    :class:`Trainer`). ``config.data.dataset`` ``"auto"`` is resolved from the folder's layout
-    and saved so in the run's config.
+    """Load the split's train and val cases from ``data`` and train (see :class:`Trainer`).
+    ``config.data.dataset`` ``"auto"`` is resolved from the folder's layout, and
+    ``inference.mirror_axes`` from the augmentation, and both are saved so in the run's config.
 
     Raises:
-        InputError: a patient or case of the split is missing from ``data`` or unreadable.
-        ConfigError: the network does not fit the dataset (a 3D network on LGG slices).
+        InputError: a case of the split is missing from ``data`` or unreadable.
+        ConfigError: the config does not fit the dataset type or the network.
     """
-    from ..data.detect import resolve_dataset
-
-    config.data.dataset = resolve_dataset(data, config.data.dataset)
-    if config.data.dataset == "brats":
-        from .volumes import brats_training
-
-        bank, validator = brats_training(data, split, config)
-    else:
-        bank, validator = _lgg_training(data, split, config)
+    dataset = resolve_dataset(data, config.data.dataset)
+    config.data.dataset = dataset.name
+    config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
+    check_config(config)
+    bank, validator = prepare(dataset, data, split, config)
     trainer = Trainer(config, bank, validator, out)
     if resume:
         trainer.resume()
     return trainer.fit(max_minutes)
 
 
-def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, kind: str) -> list[str]:
+def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, noun: str) -> list[str]:
     """The split's train and val ids, in that order, checked against the ids ``found`` in ``data``.
 
     Raises:
@@ -270,17 +282,34 @@ def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, kind
     wanted = split["train"] + split["val"]
     missing = [item for item in wanted if item not in found]
     if missing:
-        raise InputError(data, f"{len(missing)} {kind}(s) of the split are missing, e.g. {missing[0]}")
+        raise InputError(data, f"{len(missing)} {noun}(s) of the split are missing, e.g. {missing[0]}")
     return wanted
 
 
-def _lgg_training(data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank, Validator]:
-    from ..data.kaggle3m import find_patients, load_patient
+def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank | VolumeBank, Validator]:
+    """Read the split's train and val cases; preprocess the train cases into the bank the
+    network trains on, keep the val cases for the validator.
 
-    if spatial_dims(config.model.name) != 2:
-        raise ConfigError(f"network {config.model.name!r} is 3D; LGG slices need a 2D network")
-    by_id = {p.id: p for p in find_patients(data)}
-    wanted = require_split_ids(data, split, by_id, "patient")
-    loaded = {pid: load_patient(by_id[pid], config.model.in_channels) for pid in track(wanted, description="loading patients", transient=True)}
-    bank = SliceBank.from_patients([loaded[pid] for pid in split["train"]], config.data)
-    return bank, lgg_validator(config, [loaded[pid] for pid in split["val"]])
+    Raises:
+        InputError: a case of the split is missing or unreadable.
+    """
+    by_id = {ref.id: ref for ref in dataset.find(data)}
+    require_split_ids(data, split, by_id, dataset.case_noun)
+    channels = config.model.in_channels // (2 * config.data.context_slices + 1) if spatial_dims(config.model.name) == 2 else config.model.in_channels
+    preprocessing = Preprocessing.from_config(config.data, dataset.volumetric)
+    images, targets, tumor = [], [], []
+    for cid in track(split["train"], description=f"loading {dataset.case_noun}s", transient=True):
+        case = dataset.load(by_id[cid], channels)
+        prepared = preprocessing.forward(case.images)
+        regions = case.labels.to_regions(case.label)
+        images.append(prepared.images)
+        targets.append(preprocessing.target(regions, prepared))
+        tumor.append(torch.from_numpy(regions[0].reshape(-1, regions.shape[-1]).any(axis=0)))
+    val_cases = [dataset.load(by_id[cid], channels) for cid in split["val"]]
+    if dataset.volumetric:
+        three_d = spatial_dims(config.model.name) == 3
+        bank = VolumeBank(images, targets, tuple(config.data.patch_size), None if three_d else config.data.context_slices,
+                          config.train.seed)
+    else:
+        bank = SliceBank(images, targets, tumor, config.data.context_slices)
+    return bank, lambda model: validate(Predictor(model, config), val_cases)

@@ -1,30 +1,60 @@
-"""BraTS training samples held in memory: 3D patches for volume networks, axial slice stacks
-(2.5D) for slice networks, drawn from the same preprocessed cases by one sampler.
+"""Training samples held in memory, preprocessed once as the network sees them, and their
+samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
 
-Each case is cropped to its brain box and z-scored once (:func:`gliomaseg.data.volume.crop_to_brain`)
-and zero-padded to at least the training window. A sample is a window position: with
-probability ``tumor_fraction`` centred on a random tumor (WT) voxel, else anywhere in the
-case, as nnU-Net's foreground oversampling.
+- :class:`SliceBank`: whole slices of slice datasets (``kaggle3m``, ``image_folder``), each
+  with its ``data.context_slices`` neighbours as channels; a share ``tumor_fraction`` of each
+  epoch is drawn from the slices that show tumor.
+- :class:`VolumeBank`: windows of volume datasets (``brats``): 3D patches for volume networks,
+  slice stacks (2.5D) for slice networks. Each case is zero-padded to at least the window; a
+  sample is a window position, with probability ``tumor_fraction`` centred on a random tumor
+  (first region) voxel, else anywhere in the case, as nnU-Net's foreground oversampling.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import track
 
-from ..config import AugmentConfig, Config
+from ..config import AugmentConfig
 from ..data.augment import augment_batch
-from ..data.brats import BratsCase, find_cases, label_to_regions, load_case
-from ..data.volume import crop_to_brain, stack_slices
-from ..errors import ConfigError
-from ..models.registry import spatial_dims
-from .trainer import Validator, require_split_ids
+from ..data.preprocessing import stack_slices
 
 TUMOR_VOXELS_KEPT = 50_000  # per case, enough to spread tumor-centred samples over the lesion
+
+
+class SliceBank:
+    """All training slices, preprocessed.
+
+    Args:
+        images: per case, ``(C, N, N, S)`` float32 network-grid volumes.
+        targets: per case, ``(K, N, N, S)`` float32 regions in {0, 1}.
+        has_tumor: per case, ``(S,)`` bool: whether the slice's original label shows tumor.
+        context: neighbouring slices on each side stacked as channels.
+    """
+
+    def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], has_tumor: list[torch.Tensor], context: int = 0):
+        self.images = torch.cat([stack_slices(v, torch.arange(v.shape[-1]), context) for v in images])
+        self.masks = torch.cat([t.permute(3, 0, 1, 2) for t in targets])
+        self.has_tumor = torch.cat(has_tumor)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The slices at ``index``, augmented: ``(B, C', N, N)`` images, ``(B, K, N, N)`` targets."""
+        return augment_batch(self.images[index], self.masks[index], augment, generator)
+
+    def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor:
+        """``count`` slice indices drawn with replacement so that about ``tumor_fraction`` of
+        them show tumor (both kinds uniformly within)."""
+        n_tumor = int(self.has_tumor.sum())
+        n_empty = len(self.has_tumor) - n_tumor
+        if n_tumor == 0 or n_empty == 0:
+            weights = torch.ones(len(self.has_tumor))
+        else:
+            weights = torch.where(self.has_tumor, tumor_fraction / n_tumor, (1 - tumor_fraction) / n_empty)
+        return torch.multinomial(weights, count, replacement=True, generator=generator)
 
 
 class VolumeBank:
@@ -96,54 +126,3 @@ def _pad_to(volume: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
     return F.pad(volume, (0, pad[2], 0, pad[1], 0, pad[0])) if any(pad) else volume
 
 
-def bank_for(images: list[torch.Tensor], targets: list[torch.Tensor], config: Config) -> VolumeBank:
-    """The bank ``config``'s network trains on: 3D patches of ``data.patch_size``, or 2.5D slice
-    stacks of ``data.image_size`` squares with ``data.context_slices`` neighbours.
-
-    Raises:
-        ConfigError: ``model.in_channels`` does not match the sequences and context.
-    """
-    sequences = images[0].shape[0]
-    if spatial_dims(config.model.name) == 3:
-        expected, window, context = sequences, tuple(config.data.patch_size), None
-    else:
-        context = config.data.context_slices
-        expected, window = sequences * (2 * context + 1), (config.data.image_size, config.data.image_size, 1)
-    if config.model.in_channels != expected:
-        raise ConfigError(f"model.in_channels is {config.model.in_channels}, but the input has {expected} channels "
-                          f"({sequences} sequences" + (f" x {2 * context + 1} slices)" if context is not None else ")"))
-    return VolumeBank(images, targets, window, context, config.train.seed)
-
-
-def training_case(case: BratsCase) -> tuple[torch.Tensor, torch.Tensor]:
-    """A labelled case as the banks hold it: ``(C, x, y, z)`` float32 sequences cropped to the
-    brain box and z-scored, and ``(3, x, y, z)`` float32 WT/TC/ET regions in {0, 1} on that box.
-
-    Raises:
-        InputError: unreadable case.
-    """
-    volume = load_case(case)
-    cropped, box = crop_to_brain(volume.images)
-    regions = label_to_regions(volume.label[box], case.enhancing_label)
-    return torch.from_numpy(cropped), torch.from_numpy(regions.astype(np.float32))
-
-
-def brats_training(data: Path, split: dict[str, list[str]], config: Config) -> tuple[VolumeBank, Validator]:
-    """Load the split's BraTS train and val cases; the bank and the validator (per case, the
-    mean of the WT, TC and ET Dice).
-
-    Raises:
-        InputError: a case of the split is missing or unreadable.
-    """
-    from ..inference.volumetric import VolumePredictor, case_dice
-
-    by_id = {case.id: case for case in find_cases(data)}
-    require_split_ids(data, split, by_id, "case")
-    prepared = [training_case(by_id[cid]) for cid in track(split["train"], description="loading cases", transient=True)]
-    val_cases = [(by_id[cid], load_case(by_id[cid])) for cid in split["val"]]
-
-    def validator(model: torch.nn.Module) -> list[float]:
-        predictor = VolumePredictor(model, config)
-        return [case_dice(predictor, case, volume) for case, volume in val_cases]
-
-    return bank_for([images for images, _ in prepared], [regions for _, regions in prepared], config), validator
