@@ -9,6 +9,8 @@ last level back at full resolution without a skip. A 1-channel input is replicat
 3-channel ImageNet encoder weights apply. 32.6M parameters at ``width=32`` (23.5M of them the
 encoder); the Keras notebooks that describe this network report about 27.7M, and their decoder
 blocks are not specified closely enough to match that figure exactly.
+
+The encoder module (:mod:`.resnet`, with MONAI) is imported when the network is built.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import require_stride
 from .registry import register
-from .resnet import ResNetEncoder
 from .resunet import ResidualBlock
 
 
@@ -73,9 +75,14 @@ class AttentionResUNet(nn.Module):
     Shapes:
         ``(B, in_channels, H, W)`` float32, ``H`` and ``W`` divisible by 32 ->
         ``(B, out_channels, H, W)`` logits.
+
+    Raises:
+        InputSizeError: in forward, ``H`` or ``W`` not divisible by 32 (:attr:`stride`).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32):
+        from .resnet import ResNetEncoder
+
         super().__init__()
         self.replicate = in_channels == 1
         self.encoder = ResNetEncoder("resnet50", 3 if self.replicate else in_channels)
@@ -85,7 +92,7 @@ class AttentionResUNet(nn.Module):
         self.decoders = nn.ModuleList(DecoderLevel(i, s, o) for i, s, o in zip(inputs, skips, widths))
         self.final = ResidualBlock(widths[-1], width)
         self.head = nn.Conv2d(width, out_channels, 1)
-        self.stride = 32
+        require_stride(self, 32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]

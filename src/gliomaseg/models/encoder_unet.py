@@ -7,6 +7,8 @@ resolution (none at full resolution), two 3x3 convolutions with BatchNorm and Re
 widths 16x, 8x, 4x, 2x, 1x ``width`` (``width=16``: smp's 256-128-64-32-16).
 segmentation_models_pytorch itself is not used: it requires torchvision, which does not install
 beside the CPU build of torch this project runs on.
+
+The encoder module (:mod:`.resnet`, with MONAI) is imported when the network is built.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .base import require_stride
 from .registry import register
-from .resnet import ResNetEncoder
 from .unet import conv_block
 
 
@@ -31,9 +33,14 @@ class EncoderUNet(nn.Module):
     Shapes:
         ``(B, in_channels, H, W)`` float32, ``H`` and ``W`` divisible by 32 ->
         ``(B, out_channels, H, W)`` logits.
+
+    Raises:
+        InputSizeError: in forward, ``H`` or ``W`` not divisible by 32 (:attr:`stride`).
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 16, encoder: str = "resnet34"):
+        from .resnet import ResNetEncoder
+
         super().__init__()
         self.encoder = ResNetEncoder(encoder, in_channels)
         skips = [*self.encoder.channels[:-1][::-1], 0]  # deepest first; no skip at full size
@@ -41,7 +48,7 @@ class EncoderUNet(nn.Module):
         inputs = [self.encoder.channels[-1], *widths[:-1]]
         self.decoders = nn.ModuleList(conv_block(i + s, o) for i, s, o in zip(inputs, skips, widths))
         self.head = nn.Conv2d(width, out_channels, 1)
-        self.stride = 32
+        require_stride(self, 32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(x)

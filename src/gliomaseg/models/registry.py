@@ -2,7 +2,9 @@
 
 Modelled on segmentation_models_pytorch: every network is built as
 ``builder(in_channels, out_channels, width)`` and returns logits ``(B, out_channels, H, W)``
-(``(B, out_channels, X, Y, Z)`` for 3D networks).
+(``(B, out_channels, X, Y, Z)`` for 3D networks), and states in ``stride`` the multiple its
+input sides must be (:func:`~.base.require_stride`). Builders import heavy dependencies (MONAI)
+themselves, so the registry knows every network without importing them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..config import ModelConfig
 from ..errors import ConfigError
@@ -94,7 +95,12 @@ def complexity(name: str, width: int, in_channels: int = 3, size: int = 256) -> 
 
     FLOPs are counted by ``torch.utils.flop_counter`` (2 per multiply-add, convolutions and
     matrix products only) on meta tensors, so nothing is computed or allocated.
+
+    Raises:
+        InputSizeError: ``size`` is not a multiple of the network's stride.
     """
+    from torch.utils.flop_counter import FlopCounterMode
+
     with torch.device("meta"):
         model = MODELS[name].builder(in_channels, 1, width)
         example = torch.zeros(1, in_channels, *[size] * MODELS[name].spatial_dims)

@@ -9,10 +9,10 @@ parameters). Outputs are logits; apply a sigmoid for probabilities.
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from .registry import register
+from .ushape import UShapedNet
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -27,8 +27,21 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-class UNet(nn.Module):
-    """U-Net with ``depth`` poolings.
+def current_key(key: str, depth: int) -> str:
+    """State-dict key of a U-Net saved before it was a :class:`UShapedNet` -> its key now.
+
+    The old U-Net kept its bottleneck apart: ``bottleneck.<rest>`` is now
+    ``encoders.<depth>.<rest>``; every other key (``encoders.0-3``, ``upsamples.*``,
+    ``decoders.*``, ``head.*``) is unchanged, as are the layers and their order.
+    """
+    return f"encoders.{depth}.{key.removeprefix('bottleneck.')}" if key.startswith("bottleneck.") else key
+
+
+class UNet(UShapedNet):
+    """U-Net with ``depth`` poolings: :func:`conv_block` everywhere, transposed-conv upsampling.
+
+    Weights saved in the old layout (a separate ``bottleneck``, as in the bundled models) load
+    as well: their keys are renamed by :func:`current_key`.
 
     Args:
         in_channels: input channels (3 for LGG: pre-contrast, FLAIR, post-contrast).
@@ -38,36 +51,23 @@ class UNet(nn.Module):
 
     Shapes:
         input ``(B, in_channels, H, W)`` float32; output ``(B, out_channels, H, W)`` logits.
+
+    Raises:
+        InputSizeError: in forward, ``H`` or ``W`` not divisible by ``2**depth``.
     """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, width: int = 32, depth: int = 4):
-        super().__init__()
-        features = [width * 2**level for level in range(depth + 1)]
-        self.encoders = nn.ModuleList()
-        channels = in_channels
-        for feat in features[:-1]:
-            self.encoders.append(conv_block(channels, feat))
-            channels = feat
-        self.pool = nn.MaxPool2d(2)
-        self.bottleneck = conv_block(features[-2], features[-1])
-        self.upsamples = nn.ModuleList()
-        self.decoders = nn.ModuleList()
-        for feat in reversed(features[:-1]):
-            self.upsamples.append(nn.ConvTranspose2d(feat * 2, feat, 2, stride=2))
-            self.decoders.append(conv_block(feat * 2, feat))
-        self.head = nn.Conv2d(features[0], out_channels, 1)
-        self.stride = 2**depth
+        super().__init__(in_channels, out_channels, width, depth, conv_block, transposed=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for encoder in self.encoders:
-            x = encoder(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottleneck(x)
-        for upsample, decoder, skip in zip(self.upsamples, self.decoders, reversed(skips)):
-            x = decoder(torch.cat([upsample(x), skip], dim=1))
-        return self.head(x)
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        """nn.Module's loading step for this module, after renaming old-layout keys in place
+        (``load_state_dict`` works on a copy of the caller's dict)."""
+        depth = len(self.encoders) - 1
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            renamed = prefix + current_key(key[len(prefix):], depth)
+            if renamed != key:
+                state_dict[renamed] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 @register("unet", reference_width=32)

@@ -1,4 +1,8 @@
-"""The U-shaped encoder-decoder shared by the block-based networks (ResUNet, Residual-Inception U-Net)."""
+"""The U-shaped encoder-decoder shared by the U-Net, ResUNet and Residual-Inception U-Net.
+
+Ronneberger, Fischer, Brox 2015, "U-Net: convolutional networks for biomedical image
+segmentation" (MICCAI); the networks differ only in their block and upsampling.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .base import require_stride
 
 Block = Callable[[int, int], nn.Module]
 
@@ -19,13 +25,16 @@ class UShapedNet(nn.Module):
     Args:
         in_channels, out_channels: input channels and output logit channels.
         width: first-level features, doubled at each level down.
-        depth: poolings; height and width must be divisible by ``2**depth``.
+        depth: poolings; height and width must be divisible by ``2**depth`` (:attr:`stride`).
         block: ``block(in_channels, out_channels)``, a module keeping the spatial size.
         transposed: upsample with a 2x2 transposed convolution halving the features (else
             bilinear interpolation, keeping them).
 
     Shapes:
         ``(B, in_channels, H, W)`` float32 -> ``(B, out_channels, H, W)`` logits.
+
+    Raises:
+        InputSizeError: in forward, ``H`` or ``W`` not divisible by ``2**depth``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, width: int, depth: int, block: Block, transposed: bool):
@@ -41,7 +50,7 @@ class UShapedNet(nn.Module):
             self.upsamples = None
             self.decoders = nn.ModuleList(block(features[i + 1] + features[i], features[i]) for i in levels)
         self.head = nn.Conv2d(features[0], out_channels, 1)
-        self.stride = 2**depth
+        require_stride(self, 2**depth)
 
     def _upsample(self, x: torch.Tensor, level: int, size: torch.Size) -> torch.Tensor:
         if self.upsamples is not None:
