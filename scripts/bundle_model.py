@@ -1,11 +1,14 @@
-"""Copy a run's best checkpoint into the package as the bundled model of its dataset (LGG or BraTS).
+"""Copy a run's checkpoint into the package as a bundled model, with its model card.
 
 The inference settings (test-time augmentation, post-processing) are those chosen by the
 validation measurement in docs/MODEL_CARD.md and are written into the file's config, so
-``gliomaseg segment`` without options uses them.
+``gliomaseg segment`` without options uses them. The card (docs/cards/NAME.yaml: version,
+dataset, input channels, expected input, output labels, network, recipe, held-out figures,
+licence of the weights) goes into the file's metadata, listed by ``gliomaseg models``.
 
-    python scripts/bundle_model.py runs/lgg_unet16_v2 --tta none --postprocess largest-3d
-    python scripts/bundle_model.py runs/brats_unet2d_final --checkpoint last --tta none --postprocess min-size:1000
+    python scripts/bundle_model.py runs/lgg_unet16_v2 --card docs/cards/lgg.yaml --tta none --postprocess largest-3d
+    python scripts/bundle_model.py runs/brats_unet2d_final --card docs/cards/brats.yaml --checkpoint last --tta none --postprocess min-size:1000
+    python scripts/bundle_model.py src/gliomaseg/weights/lgg_unet.safetensors --card docs/cards/lgg.yaml   # refresh a card
 """
 
 from __future__ import annotations
@@ -14,31 +17,41 @@ import argparse
 import csv
 from pathlib import Path
 
-from gliomaseg.inference.postprocess import validate_postprocess
-from gliomaseg.models.weights import bundled_weights, load_model, read_metadata, resolve_weights, save_model
+import yaml
+
+from gliomaseg.config import parse_postprocess
+from gliomaseg.models.weights import BUNDLED, bundled_weights, load_model, read_metadata, resolve_weights, save_model
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="run folder from `gliomaseg train`")
-    parser.add_argument("--tta", default="flip")
-    parser.add_argument("--postprocess", default="largest-3d")
+    parser.add_argument("run", type=Path, help="run folder from `gliomaseg train`, or a weights file (keeps its metadata)")
+    parser.add_argument("--card", type=Path, required=True, help="model card YAML; its `name` is the bundled name")
+    parser.add_argument("--tta", default=None, help="default: keep the checkpoint's")
+    parser.add_argument("--postprocess", default=None, help="default: keep the checkpoint's")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best validation epoch, or the last epoch (when the validation set is too small to rank epochs)")
     args = parser.parse_args()
-    validate_postprocess(args.postprocess)
-    weights = resolve_weights(args.run) if args.checkpoint == "best" else args.run / "last.safetensors"
+    card = yaml.safe_load(args.card.read_text())
+    if card["name"] not in BUNDLED:
+        parser.error(f"{card['name']}: add it to BUNDLED in src/gliomaseg/models/weights.py first")
+    if args.postprocess is not None:
+        parse_postprocess(args.postprocess)
+    weights = args.run if args.run.is_file() else (resolve_weights(args.run) if args.checkpoint == "best" else args.run / "last.safetensors")
     model, config = load_model(weights)
-    config.inference.tta, config.inference.postprocess = args.tta, args.postprocess
-    with (args.run / "metrics.csv").open() as handle:
-        history = list(csv.DictReader(handle))
-    epoch = read_metadata(weights)["epoch"]
-    val_dice = float(history[epoch - 1]["val_dice_mean"])
-    target = bundled_weights(config.data.dataset)
-    save_model(model, config, target, source_run=args.run.name, epoch=epoch, checkpoint=args.checkpoint,
-               val_dice_mean=val_dice, training_minutes=float(history[-1]["minutes"]),
-               epochs_trained=len(history))
-    print(f"{target}: {args.checkpoint} epoch {epoch} of {len(history)}, validation Dice {val_dice:.4f}")
+    config.inference.tta = args.tta or config.inference.tta
+    config.inference.postprocess = args.postprocess or config.inference.postprocess
+    metadata = {k: v for k, v in read_metadata(weights).items() if k not in ("config", "card")}
+    if args.run.is_dir():
+        with (args.run / "metrics.csv").open() as handle:
+            history = list(csv.DictReader(handle))
+        epoch = metadata["epoch"]
+        metadata = dict(source_run=args.run.name, epoch=epoch, checkpoint=args.checkpoint,
+                        val_dice_mean=float(history[epoch - 1]["val_dice_mean"]),
+                        training_minutes=float(history[-1]["minutes"]), epochs_trained=len(history))
+    target = bundled_weights(card["name"])
+    save_model(model, config, target, card=card, **metadata)
+    print(f"{target}: {card['name']} {card['version']}, {metadata}")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,9 @@ import numpy as np
 
 from .atomic import atomic_path, write_text_atomic
 from .config import Config
-from .data.kaggle3m import find_patients, load_patient
+from .data.base import resolve_dataset
 from .errors import InputError
-from .evaluation import evaluate_patients
+from .evaluation import evaluate
 from .inference.predictor import Predictor
 from .models.registry import MODELS, complexity
 from .models.weights import load_model
@@ -46,7 +46,8 @@ def run_benchmark(data: Path, split: dict[str, list[str]], base: Config, models:
     table = out / "benchmark.csv"
     rows = _read_rows(table)
     done = {(r["model"], r["loss"]) for r in rows}
-    by_id = {p.id: p for p in find_patients(data)}
+    dataset = resolve_dataset(data, base.data.dataset)
+    by_id = {ref.id: ref for ref in dataset.find(data)}
     for model in models:
         for loss in losses:
             if (model, loss) in done:
@@ -55,7 +56,7 @@ def run_benchmark(data: Path, split: dict[str, list[str]], base: Config, models:
             config.model.name, config.train.loss = model, loss
             run = out / "runs" / f"{model}__{loss}"
             progress = train(data, split, config, run, resume=(run / "state.safetensors").exists(), max_minutes=budget_minutes)
-            rows.append(_evaluate(run, progress, [by_id[pid] for pid in split["test"]], config))
+            rows.append(_evaluate(run, progress, dataset, [by_id[pid] for pid in split["test"]], config))
             write_text_atomic(table, _csv(rows))
     if rows:  # also redraws a finished benchmark's table and plot
         write_text_atomic(out / "benchmark.md", markdown(rows, budget_minutes))
@@ -63,18 +64,16 @@ def run_benchmark(data: Path, split: dict[str, list[str]], base: Config, models:
     return rows
 
 
-def _evaluate(run: Path, progress, patients, config: Config) -> dict:
+def _evaluate(run: Path, progress, dataset, refs, config: Config) -> dict:
     network, run_config = load_model(run / "best.safetensors")
     predictor = Predictor(network, run_config)
-    summary = evaluate_patients(predictor, patients).summary()["per_patient"]
-    timed = [load_patient(p, run_config.model.in_channels) for p in patients[:SPEED_PATIENTS]]
+    summary = evaluate(predictor, dataset, refs).summary()[f"per_{dataset.case_noun}"]
+    timed = [dataset.load(ref, predictor.in_channels) for ref in refs[:SPEED_PATIENTS]]
     started = time.perf_counter()
-    for patient in timed:
-        predictor.probabilities(patient.images)
+    for case in timed:
+        predictor.probabilities(case.images)
     seconds = time.perf_counter() - started
-    slices = sum(len(p.images) for p in timed)
-    for patient in timed:
-        patient.images = patient.masks = None
+    slices = sum(case.images.shape[-1] for case in timed)
     parameters, gflops = complexity(config.model.name, config.model.width, config.model.in_channels, config.data.image_size)
     return {
         "model": config.model.name, "loss": config.train.loss, "width": config.model.width,

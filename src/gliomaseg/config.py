@@ -64,7 +64,7 @@ class DataConfig:
     """
 
     dataset: str = "auto"
-    image_size: int = 256
+    image_size: int = 0
     crop_to_brain: bool = False
     crop_margin: int = 8
     context_slices: int = 0

@@ -43,3 +43,11 @@ def read_each(items: Iterable[T], read: Callable[[T], R], problems: list[InputEr
                 raise
             problems.append(exc)
     return results
+
+
+# Exit statuses of the ``gliomaseg`` command (README, "Exit codes").
+EXIT_OK = 0  # everything done
+EXIT_ERROR = 1  # a fatal error (one `error:` line), or no input of a batch could be used
+EXIT_USAGE = 2  # the command line itself is wrong (unknown option, bad choice): nothing was read
+EXIT_PARTIAL = 3  # a batch finished, but some inputs were skipped (one `error:` line each)
+EXIT_INTERRUPTED = 130  # Ctrl-C

@@ -2,7 +2,8 @@
 
 The ONNX graph takes ``images`` ``(batch, C, N, N)`` float32 (preprocessed as in
 :mod:`gliomaseg.data.preprocessing`; ``N`` is the run's ``data.image_size``) and returns
-``logits`` ``(batch, 1, N, N)``; the batch axis is dynamic. The run config travels in the
+``logits`` ``(batch, K, N, N)``; the batch axis is dynamic. Slice models of slice datasets only
+(a resized, fixed-size input). The run config travels in the
 model's metadata (``gliomaseg.config``), so ``--backend onnxruntime`` preprocesses exactly as
 PyTorch does. Export uses ``torch.onnx.export`` and is checked with ``onnx.checker``; int8 uses
 ONNX Runtime's ``quantize_static`` (QDQ format, uint8 activations, per-channel int8 weights,
@@ -23,8 +24,8 @@ import torch
 
 from .atomic import atomic_path
 from .config import Config
-from .data.kaggle3m import Patient, load_patient
-from .data.preprocessing import to_network
+from .data.base import CaseRef, DatasetType, get_dataset
+from .data.preprocessing import Preprocessing, stack_slices
 from .errors import InputError
 from .inference.backends import ONNX_CONFIG_KEY
 from .models.weights import load_model, resolve_weights
@@ -60,8 +61,9 @@ def export_onnx(model: str | Path | None, out: Path) -> Config:
 
     path = resolve_weights(model)
     network, config = load_model(path)
-    if config.data.dataset == "brats":
-        raise InputError(path, "ONNX export covers LGG slice models only; BraTS models run with PyTorch")
+    if get_dataset(config.data.dataset).volumetric:
+        raise InputError(path, "ONNX export covers slice models of slice datasets (kaggle3m, image_folder); "
+                         f"{config.data.dataset} models run with PyTorch")
     size = config.data.image_size
     example = torch.zeros(2, config.model.in_channels, size, size)
     with atomic_path(out) as tmp, _quiet_exporter():
@@ -76,16 +78,23 @@ def export_onnx(model: str | Path | None, out: Path) -> Config:
     return config
 
 
-def calibration_batches(patients: list[Patient], config: Config, max_slices: int = 256, seed: int = 0) -> list[np.ndarray]:
+def calibration_batches(dataset: DatasetType, refs: list[CaseRef], config: Config, max_slices: int = 256,
+                        seed: int = 0) -> list[np.ndarray]:
     """Preprocessed slices for int8 calibration: up to ``max_slices`` drawn evenly from the
-    patients (loaded here), as ``(16, C, N, N)`` float32 batches."""
+    cases (read here), as ``(16, C, N, N)`` float32 batches.
+
+    Raises:
+        InputError: a case cannot be read.
+    """
     rng = np.random.default_rng(seed)
+    preprocessing = Preprocessing.from_config(config.data, volumetric=False)
+    channels = config.model.in_channels // (2 * config.data.context_slices + 1)
     slices = []
-    per_patient = max(1, max_slices // max(1, len(patients)))
-    for patient in patients:
-        images = to_network(load_patient(patient, config.model.in_channels).images, config.data).images.numpy()
-        patient.images = patient.masks = None
-        slices.extend(images[rng.choice(len(images), min(per_patient, len(images)), replace=False)])
+    per_case = max(1, max_slices // max(1, len(refs)))
+    for ref in refs:
+        volume = preprocessing.forward(dataset.load(ref, channels).images).images
+        chosen = rng.choice(volume.shape[-1], min(per_case, volume.shape[-1]), replace=False)
+        slices.extend(stack_slices(volume, torch.from_numpy(chosen), config.data.context_slices).numpy())
     stacked = np.stack(slices[:max_slices]).astype(np.float32)
     return [stacked[i:i + 16] for i in range(0, len(stacked), 16)]
 

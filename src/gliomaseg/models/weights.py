@@ -118,6 +118,13 @@ def bundled_weights(name: str = "lgg") -> Path:
     return Path(str(resources.files("gliomaseg") / "weights" / BUNDLED[name]))
 
 
+def bundled_models() -> dict[str, dict[str, Any]]:
+    """Name -> model card of every bundled model (the ``gliomaseg.card`` metadata written by
+    ``scripts/bundle_model.py``: version, dataset, input channels, expected input, output
+    labels, network, recipe and training time, held-out figures, licence of the weights)."""
+    return {name: read_metadata(bundled_weights(name)).get("card", {}) for name in BUNDLED}
+
+
 def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path:
     """``--model`` argument -> weights file: a bundled model's name (``lgg``, ``brats``, ...),
     a ``.safetensors`` file, a run folder (its ``best.safetensors``), or ``None`` for the
