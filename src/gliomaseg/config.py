@@ -242,11 +242,12 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     pass unchanged): ``train.bf16``, ``train.channels_last`` and ``train.threads`` move to the
     ``runtime`` section; ``data.dataset: lgg`` is now ``kaggle3m``; a BraTS slice network's
     ``data.image_size`` (its training crop) becomes ``data.patch_size`` ``(S, S, 1)`` and
-    ``image_size`` 0 (no resize).
+    ``image_size`` 0 (no resize). A config with a ``runtime`` section is current.
     """
     if not isinstance(raw, dict):
         return raw
     raw = copy.deepcopy(raw)
+    old = "runtime" not in raw  # 0.1 had no runtime section
     train = raw.get("train")
     if isinstance(train, dict) and any(key in train for key in _MOVED_TO_RUNTIME):
         runtime = raw.setdefault("runtime", {})
@@ -257,7 +258,7 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     if isinstance(data, dict):
         data["dataset"] = _RENAMED_DATASETS.get(data.get("dataset"), data.get("dataset", "auto"))
         model = raw.get("model", {}) if isinstance(raw.get("model"), dict) else {}
-        if data["dataset"] == "brats" and data.get("image_size", 0) and model.get("name") != "unet3d":
+        if old and data["dataset"] == "brats" and data.get("image_size", 0) and model.get("name") != "unet3d":
             side = data.pop("image_size")
             data["patch_size"] = [side, side, 1]
             data["image_size"] = 0
@@ -281,6 +282,11 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             value = yaml.safe_load(text)
         except yaml.YAMLError:
             raise ConfigError(f"--set {item!r}: the value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 3e-4 (no dot) as text
+            try:
+                value = float(value) if any(c in value for c in ".eE") else int(value)
+            except ValueError:
+                pass
         section = raw.setdefault(parts[0], {})
         if not isinstance(section, dict):
             raise ConfigError(f"--set {item!r}: section {parts[0]} is not a mapping")

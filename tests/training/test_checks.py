@@ -1,0 +1,92 @@
+"""Config checks when a config is loaded: ranges (Config.check), cross-field rules against the
+network registry and the dataset types (check_config), overrides and migration of old files."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import REPO
+
+from gliomaseg.config import Config, apply_overrides, load_config, migrate
+from gliomaseg.errors import ConfigError
+from gliomaseg.training.checks import check_config
+
+
+def _config(**sections) -> Config:
+    return Config.from_dict(sections)
+
+
+@pytest.mark.parametrize("raw, key", [
+    ({"train": {"lr": -1e-3}}, "train.lr"),
+    ({"train": {"batch_size": 0}}, "train.batch_size"),
+    ({"train": {"tumor_fraction": 1.5}}, "train.tumor_fraction"),
+    ({"augment": {"scale": [1.2, 0.8]}}, "augment.scale"),
+    ({"inference": {"threshold": 2.0}}, "inference.threshold"),
+    ({"inference": {"tta": "mirror"}}, "inference.tta"),
+    ({"inference": {"postprocess": "min-size:big"}}, "inference.postprocess"),
+    ({"runtime": {"device": "gpu"}}, "runtime.device"),
+    ({"data": {"patch_size": [64, 0, 64]}}, "data.patch_size"),
+])
+def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
+    """A value of the right type but out of range fails when the file is read, naming the key."""
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config(path)
+
+
+@pytest.mark.parametrize("sections, words", [
+    ({"model": {"name": "unet3d", "in_channels": 3}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "3D network"),
+    ({"model": {"in_channels": 4}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "model.in_channels is 4"),
+    ({"model": {"in_channels": 3}, "data": {"dataset": "kaggle3m", "image_size": 64, "context_slices": 1}}, "x 3 slices"),
+    ({"model": {"out_channels": 3}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "model.out_channels is 3"),
+    ({"model": {"width": 8}, "data": {"dataset": "kaggle3m", "image_size": 100}}, "divisible by 16"),
+    ({"model": {"width": 8}, "data": {"dataset": "kaggle3m"}}, "data.image_size 0"),
+    ({"model": {"in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "image_size": 160}, "runtime": {}},
+     "data.image_size resizes"),
+    ({"model": {"in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "patch_size": [64, 64, 64]}}, "depth 1"),
+    ({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "patch_size": [60, 64, 64]}},
+     "divisible by 16"),
+    ({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "patch_size": [64, 64, 64]},
+      "inference": {"tta": "flip+rot90"}}, "flip+rot90"),
+])
+def test_cross_field_rules(sections, words):
+    """Each rule between network, dataset type and data settings fails with a message naming it."""
+    with pytest.raises(ConfigError, match=words.replace("+", r"\+")):
+        check_config(_config(**sections), "my.yaml")
+
+
+def test_shipped_configs_pass_the_cross_checks():
+    """Every recipe in configs/ satisfies the cross-field rules for its dataset type."""
+    for path in sorted((REPO / "configs").glob("*.yaml")):
+        config = load_config(path)
+        if config.data.dataset == "auto":
+            config.data.dataset = "kaggle3m"
+        check_config(config, str(path))
+
+
+def test_set_overrides_are_typed_and_checked(tmp_path):
+    """--set section.key=value overrides go through the same type and range checks as the file."""
+    path = REPO / "configs" / "lgg_unet16.yaml"
+    config = load_config(path, ["train.lr=3e-4", "augment.scale=[0.8, 1.2]", "runtime.threads=1"])
+    assert config.train.lr == pytest.approx(3e-4) and config.augment.scale == (0.8, 1.2) and config.runtime.threads == 1
+    with pytest.raises(ConfigError, match="train.lr"):
+        load_config(path, ["train.lr=-1"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_config(path, ["train.learning_rate=1e-3"])
+    with pytest.raises(ConfigError, match="section.key=value"):
+        apply_overrides({}, ["lr=1e-3"])
+
+
+def test_configs_of_version_0_1_are_migrated():
+    """A 0.1 config: bf16/channels_last/threads move to runtime, lgg becomes kaggle3m, a BraTS
+    slice network's image_size (its crop) becomes patch_size (S, S, 1)."""
+    old = {"model": {"name": "unet", "in_channels": 12, "out_channels": 3},
+           "data": {"dataset": "brats", "image_size": 160, "context_slices": 1},
+           "train": {"bf16": False, "channels_last": True, "threads": 2, "lr": 1e-3}}
+    config = Config.from_dict(old)
+    assert (config.runtime.bf16, config.runtime.channels_last, config.runtime.threads) == (False, True, 2)
+    assert config.data.patch_size == (160, 160, 1) and config.data.image_size == 0
+    check_config(config)
+    assert Config.from_dict({"data": {"dataset": "lgg"}}).data.dataset == "kaggle3m"
+    assert migrate(config.to_dict()) == config.to_dict()  # current configs pass unchanged
