@@ -73,8 +73,8 @@ class Evaluation:
             self.per_case.append({self.noun: case.id, "n_slices": len(truth), "true_volume_voxels": int(truth.sum()),
                                   "pred_volume_voxels": int(pred.sum()), **segmentation_metrics(pred, truth)})
         for index, (p, t, path) in enumerate(zip(pred, truth, case.sources)):
-            self.per_slice.append({self.noun: case.id, "slice": index + 1, "file": path.name,
-                                   "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
+            where = {"slice": case.id} if self.noun == "slice" else {self.noun: case.id, "slice": index + 1}
+            self.per_slice.append({**where, "file": path.name, "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
                                    **segmentation_metrics(p, t)})
         self.pooled += confusion_counts(pred, truth)
 
@@ -101,7 +101,7 @@ class Evaluation:
             summary.update({
                 f"per_{self.noun}": {region: {m: summarize([row[f"{region}_{m}"] for row in self.per_case]) for m in metrics}
                                      for region in regions},
-                "regions": {"WT": "labels 1, 2, 4 (3 in 2023)", "TC": "labels 1, 4", "ET": "label 4"},
+                "regions": self.dataset.labels.definitions,
                 "hd95_unit": "mm",
                 "empty_region_rule": EMPTY_REGION_RULE,
             })

@@ -24,7 +24,12 @@ PIL_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 IMAGE_SUFFIXES = TIFF_SUFFIXES | PIL_SUFFIXES
 
 
-def _decode(path: Path) -> np.ndarray:
+def decode_image(path: Path) -> np.ndarray:
+    """The raw decoded array of an image file (any dtype; ``(H, W)`` or ``(H, W, C)``).
+
+    Raises:
+        InputError: unsupported type, missing, empty, undecodable or truncated file.
+    """
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise InputError(path, f"unsupported file type {suffix or '(none)'}; expected one of {sorted(IMAGE_SUFFIXES)}")
@@ -44,7 +49,8 @@ def _decode(path: Path) -> np.ndarray:
         raise InputError(path, f"corrupt or truncated image ({exc.__class__.__name__}: {exc})") from None
 
 
-def _drop_alpha(array: np.ndarray) -> np.ndarray:
+def drop_alpha(array: np.ndarray) -> np.ndarray:
+    """``array`` without its alpha channel (grey+alpha or RGBA), else unchanged."""
     if array.ndim == 3 and array.shape[-1] in (2, 4):  # grey+alpha or RGBA
         return array[..., :-1]
     return array
@@ -66,7 +72,7 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
             than ``channels``.
     """
     path = Path(path)
-    array = _drop_alpha(_decode(path))
+    array = drop_alpha(decode_image(path))
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or 0 in array.shape:
@@ -75,27 +81,37 @@ def read_image(path: str | Path, channels: int = 3) -> np.ndarray:
         array = array[..., :1]
     if array.shape[-1] != channels:
         raise InputError(path, f"expected {channels} channel(s), got {array.shape[-1]}")
-    return _to_uint8(array)
+    return to_uint8(array)
 
 
-def read_mask(path: str | Path) -> np.ndarray:
-    """Read a binary mask as ``(H, W)`` bool (any non-zero pixel is tumor).
+def mask_values(path: str | Path) -> np.ndarray:
+    """Read a mask's raw values as ``(H, W)`` (alpha dropped; equal channels reduced to one).
 
     Raises:
         InputError: the file cannot be read, or it has more than one distinct channel.
     """
     path = Path(path)
-    array = _drop_alpha(_decode(path))
+    array = drop_alpha(decode_image(path))
     if array.ndim == 3:
         if not all(np.array_equal(array[..., 0], array[..., c]) for c in range(1, array.shape[-1])):
             raise InputError(path, f"a mask must have one channel, got {array.shape[-1]} different ones")
         array = array[..., 0]
     if array.ndim != 2 or 0 in array.shape:
         raise InputError(path, f"expected a non-empty 2D mask, got an array of shape {array.shape}")
-    return array > 0
+    return array
 
 
-def _to_uint8(array: np.ndarray) -> np.ndarray:
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a binary mask as ``(H, W)`` bool (any non-zero pixel is tumor).
+
+    Raises:
+        InputError: see :func:`mask_values`.
+    """
+    return mask_values(path) > 0
+
+
+def to_uint8(array: np.ndarray) -> np.ndarray:
+    """uint8 as is; other types rescaled to 0..255 by the array's own maximum (0 if it is not positive)."""
     if array.dtype == np.uint8:
         return array
     array = array.astype(np.float32)

@@ -36,6 +36,11 @@ class LabelConvention:
         """Label values a label map of this convention may hold."""
         raise NotImplementedError
 
+    @property
+    def definitions(self) -> dict[str, str]:
+        """Region name -> the labels it is made of, in words (for reports)."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class BinaryLabels(LabelConvention):
@@ -52,6 +57,10 @@ class BinaryLabels(LabelConvention):
     @property
     def allowed(self) -> tuple[int, ...]:
         return (0, 1)
+
+    @property
+    def definitions(self) -> dict[str, str]:
+        return {"tumor": "label 1 (mask pixels > 0)"}
 
 
 @dataclass(frozen=True)
@@ -89,3 +98,8 @@ class BratsRegions(LabelConvention):
     @property
     def allowed(self) -> tuple[int, ...]:
         return (0, 1, 2, self.enhancing_label)
+
+    @property
+    def definitions(self) -> dict[str, str]:
+        et = self.enhancing_label
+        return {"WT": f"labels 1, 2, {et}", "TC": f"labels 1, {et}", "ET": f"label {et}"}

@@ -230,7 +230,7 @@ class Trainer:
             for key in ("train_loss", "val_dice_mean", "val_dice_median", "lr", "slices_per_s"):
                 writer.add_scalar(key, row[key], progress.epoch)
             writer.flush()
-        print(f"epoch {progress.epoch}: loss {train_loss:.4f}  val per-patient Dice mean {dice_mean:.4f}  "
+        print(f"epoch {progress.epoch}: loss {train_loss:.4f}  val Dice mean {dice_mean:.4f}  "
               f"lr {row['lr']:.1e}  {row['slices_per_s']} slices/s  {progress.minutes:.1f} min", flush=True)
 
 
