@@ -24,7 +24,6 @@ import warnings
 
 import numpy as np
 import torch
-from monai.metrics import compute_hausdorff_distance
 
 TVERSKY_ALPHA = 0.7  # weight of false negatives
 TVERSKY_BETA = 0.3  # weight of false positives
@@ -81,6 +80,8 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: tuple[float, ...] | None 
         return 0.0
     if not pred.any() or not truth.any():
         return math.nan
+    from monai.metrics import compute_hausdorff_distance  # MONAI costs start-up time; only HD95 needs it
+
     as_batch = lambda a: torch.from_numpy(a)[None, None]  # noqa: E731  (B=1, C=1, spatial)
     with warnings.catch_warnings():  # MONAI 1.5+ warns about its own internal argument
         warnings.simplefilter("ignore", FutureWarning)

@@ -24,10 +24,10 @@ from ..data.preprocessing import Preprocessing
 from ..errors import InputError
 from ..models.registry import spatial_dims
 from ..models.weights import load_model, resolve_weights
-from . import tta
 from .backends import OnnxBackend, TorchBackend
 from .inferers import SliceInferer, SlidingWindowInferer
 from .postprocess import to_label
+from .tta import apply_transform, tta_transforms, undo_transform
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Predictor:
         else:
             stride = getattr(self.backend, "stride", 1)
             self.inferer = SliceInferer(config.data.context_slices, config.inference.batch_size, stride)
-        tta.tta_transforms(config.inference.tta, config.inference.mirror_axes, self.dims)  # checked now, not mid-run
+        tta_transforms(config.inference.tta, config.inference.mirror_axes, self.dims)  # checked now, not mid-run
 
     @classmethod
     def from_path(cls, model: str | Path | None = None, dataset: str = "kaggle3m", backend: str = "torch") -> "Predictor":
@@ -106,10 +106,10 @@ class Predictor:
             the cropped box.
         """
         prepared = self.preprocessing.forward(images)
-        transforms = tta.tta_transforms(self.config.inference.tta, self.config.inference.mirror_axes, self.dims)
+        transforms = tta_transforms(self.config.inference.tta, self.config.inference.mirror_axes, self.dims)
         total = None
         for transform in transforms:
-            output = tta.inverse(self.inferer(tta.forward(prepared.images, transform), self.backend), transform)
+            output = undo_transform(self.inferer(apply_transform(prepared.images, transform), self.backend), transform)
             total = output if total is None else total + output
         return self.preprocessing.inverse(total / len(transforms), prepared)
 

@@ -42,7 +42,7 @@ def tta_transforms(name: str, mirror_axes: tuple[int, ...], spatial_dims: int) -
     raise ConfigError(f"unknown test-time augmentation {name!r}; choose one of none, flip, flip+rot90")
 
 
-def forward(volume: torch.Tensor, transform: Transform) -> torch.Tensor:
+def apply_transform(volume: torch.Tensor, transform: Transform) -> torch.Tensor:
     """Apply ``transform`` to a ``(C, X, Y, Z)`` volume."""
     turns, axes = transform
     if axes:
@@ -50,7 +50,7 @@ def forward(volume: torch.Tensor, transform: Transform) -> torch.Tensor:
     return torch.rot90(volume, turns, dims=(1, 2)) if turns else volume
 
 
-def inverse(volume: torch.Tensor, transform: Transform) -> torch.Tensor:
+def undo_transform(volume: torch.Tensor, transform: Transform) -> torch.Tensor:
     """Undo ``transform`` on a ``(K, X, Y, Z)`` output."""
     turns, axes = transform
     if turns:
