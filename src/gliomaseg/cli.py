@@ -326,9 +326,10 @@ def evaluate(
     evaluation = Evaluation(dataset)
     refs = select(dataset, data, split_ids, subset.value if split_file else None, evaluation.problems)
     run_evaluation(predictor, dataset, refs, evaluation)
-    write_evaluation(evaluation, out, overwrite)
+    summary = write_evaluation(evaluation, out, overwrite)
     print_table(*evaluation.table())
-    print(f"{evaluation.headline()} -> {out}")
+    rule = summary.get("empty_slice_rule") or summary.get("empty_region_rule")
+    print(f"{evaluation.headline()} -> {out}\n(empty masks: {rule}; HD95 in {summary['hd95_unit']})")
     _report_problems(evaluation.problems, len(evaluation.per_case or evaluation.per_slice))
 
 

@@ -128,7 +128,8 @@ class Evaluation:
             columns = [f"{level.split('_', 1)[1]} {stat}" for level in levels for stat in ("mean", "median")] + ["global"]
             rows = [[metric, *(summary[level][metric][stat] for level in levels for stat in ("mean", "median")),
                      summary["global"].get(metric, "-")] for metric in METRICS]
-            return f"{summary[f'n_{self.noun}s']} {self.noun}s, {summary['n_slices']} slices", columns, rows
+            title = f"{summary['n_slices']} slices" if self.noun == "slice" else f"{summary[f'n_{self.noun}s']} {self.noun}s, {summary['n_slices']} slices"
+            return title, columns, rows
         per_region = summary[f"per_{self.noun}"]
         metrics = list(next(iter(per_region.values()), {}))
         rows = [[metric, *(f"{stats[metric]['mean']:.4f} ({stats[metric]['median']:.4f})" for stats in per_region.values())]
