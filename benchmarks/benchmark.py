@@ -22,13 +22,14 @@ from pathlib import Path
 import torch
 
 from gliomaseg.config import Config, load_config
+from gliomaseg.data.base import get_dataset, resolve_dataset
 from gliomaseg.data.kaggle3m import find_patients, load_patient
-from gliomaseg.evaluation import evaluate_patients
+from gliomaseg.evaluation import evaluate
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.losses import create_loss
 from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import autocast, describe_machine, memory_format, set_threads
-from gliomaseg.training.data import SliceBank
+from gliomaseg.training.trainer import prepare
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
@@ -38,7 +39,7 @@ def training_throughput(config: Config, bank, steps: int) -> float:
     """Samples/s (slices or patches) of full training steps (sampling, augmentation, forward,
     loss, backward, Adam) on a training bank, after one warm-up step."""
     dims = spatial_dims(config.model.name)
-    model = create_model(config.model).to(memory_format=memory_format(config.train.channels_last, dims)).train()
+    model = create_model(config.model).to(memory_format=memory_format(config.runtime.channels_last, dims)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
     loss_fn = create_loss(config.train.loss)
     generator = torch.Generator().manual_seed(0)
@@ -48,8 +49,8 @@ def training_throughput(config: Config, bank, steps: int) -> float:
         if step == 1:
             started = time.perf_counter()
         images, masks = bank.batch(bank.sample(batch, config.train.tumor_fraction, generator), config.augment, generator)
-        with autocast(config.train.bf16):
-            logits = model(images.contiguous(memory_format=memory_format(config.train.channels_last, dims)))
+        with autocast(config.runtime.bf16):
+            logits = model(images.contiguous(memory_format=memory_format(config.runtime.channels_last, dims)))
         loss = loss_fn(logits.float(), masks)
         optimizer.zero_grad()
         loss.backward()
@@ -58,22 +59,28 @@ def training_throughput(config: Config, bank, steps: int) -> float:
     return seen / (time.perf_counter() - started)
 
 
-def lgg_bank(config: Config, patients) -> SliceBank:
-    """The LGG training slices of ``patients``, preprocessed with ``config``."""
-    return SliceBank.from_patients(patients, config.data)
+def training_bank(data: Path, ids: list[str], config: Config):
+    """The bank ``config``'s network trains on (slices, or windows of volumes), built from the
+    cases ``ids`` of ``data`` as ``gliomaseg train`` builds it (:func:`gliomaseg.training.trainer.prepare`)."""
+    dataset = resolve_dataset(data, config.data.dataset)
+    bank, _ = prepare(dataset, data, {"train": list(ids), "val": []}, config)
+    return bank
 
 
 def inference_throughput(predictor: Predictor, images, batch_size: int) -> float:
-    """Slices/s of ``Predictor.probabilities`` on one patient with the given batch size."""
+    """Slices/s of ``Predictor.probabilities`` on one patient (``(C, H, W, S)`` images) with the
+    given batch size (a new predictor is built, so the inferer takes it)."""
     predictor.config.inference.batch_size = batch_size
-    predictor.probabilities(images[:2])  # warm-up
+    predictor = Predictor(predictor.backend, predictor.config)
+    count = images.shape[-1]
+    predictor.probabilities(images[..., :2])  # warm-up
     started = time.perf_counter()
     if batch_size == 1:
-        for s in range(len(images)):
-            predictor.probabilities(images[s:s + 1])
+        for s in range(count):
+            predictor.probabilities(images[..., s:s + 1])
     else:
         predictor.probabilities(images)
-    return len(images) / (time.perf_counter() - started)
+    return count / (time.perf_counter() - started)
 
 
 def time_segment_command(patient_folder: Path) -> float:
@@ -99,32 +106,33 @@ def main() -> None:
     by_id = {p.id: p for p in find_patients(args.data)}
     print(f"machine: {describe_machine()}")
 
-    train_patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
+    train_ids = split["train"][:4]
     print("\ntraining throughput (slices/s, batch 16, augmentation + forward + backward + Adam)")
     for name in ("unet_buda.yaml", "lgg_unet16.yaml"):
-        rate = training_throughput(config := load_config(REPO / "configs" / name), lgg_bank(config, train_patients), args.steps)
+        rate = training_throughput(config := load_config(REPO / "configs" / name), training_bank(args.data, train_ids, config), args.steps)
         print(f"  {name:18s} {rate:7.1f}")
     if args.sweep:
         for width, size in SWEEP:
             config = load_config(REPO / "configs" / "lgg_unet16.yaml")
             config.model.width, config.data.image_size = width, size
-            rate = training_throughput(config, lgg_bank(config, train_patients), args.steps)
+            rate = training_throughput(config, training_bank(args.data, train_ids, config), args.steps)
             print(f"  lgg_unet16.yaml with width {width}, input {size}x{size}: {rate:7.1f}")
 
     predictor = Predictor.from_path(None)
-    patient = load_patient(by_id[max(split["test"], key=lambda pid: len(by_id[pid].image_files))])
-    print(f"\ninference throughput, bundled model, patient {patient.id} ({len(patient.image_files)} slices)")
+    patient = load_patient(by_id[max(split["test"], key=lambda pid: len(by_id[pid].images))], predictor.in_channels)
+    print(f"\ninference throughput, bundled model, patient {patient.id} ({len(patient.sources)} slices)")
     for batch_size in (32, 1):
         rate = inference_throughput(predictor, patient.images, batch_size)
         print(f"  batch {batch_size:2d}: {rate:7.1f} slices/s")
 
-    seconds = time_segment_command(patient.image_files[0].parent)
+    seconds = time_segment_command(patient.sources[0].parent)
     print(f"  `gliomaseg segment` on that patient, end to end (new process, model load, PNG writing): {seconds:.2f} s")
 
     if not args.skip_dice:
         predictor.config.inference.batch_size = 32
+        predictor = Predictor(predictor.backend, predictor.config)
         test = [by_id[pid] for pid in split["test"]]
-        evaluation = evaluate_patients(predictor, test)
+        evaluation = evaluate(predictor, get_dataset("kaggle3m"), test)
         dice = evaluation.summary()["per_patient"]["dice"]
         print(f"\nbundled model, test split ({dice['n']} patients): per-patient Dice mean {dice['mean']:.4f}, median {dice['median']:.4f}")
 

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import REPO, training_throughput
+from benchmark import REPO, training_bank, training_throughput
 from gliomaseg.config import load_config
+from gliomaseg.data.augment import trained_mirror_axes
 from gliomaseg.data.brats import find_cases, load_case
-from gliomaseg.inference.volumetric import VolumePredictor
+from gliomaseg.inference.predictor import Predictor
 from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import describe_machine, set_threads
-from gliomaseg.training.volumes import bank_for, training_case
 
 RECIPES = ("brats_unet3d.yaml", "brats_unet2d.yaml")
 
@@ -45,8 +45,6 @@ def main() -> None:
     print(f"machine: {describe_machine()}")
     split = json.loads(args.split.read_text())
     by_id = {case.id: case for case in find_cases(args.data)}
-    prepared = [training_case(by_id[cid]) for cid in split["train"][:2]]
-    images, targets = [images for images, _ in prepared], [regions for _, regions in prepared]
     held_out = by_id[split["test"][0]]
     volume = load_case(held_out)
     recipes = [name for name in args.recipes.split(",") if name]
@@ -54,20 +52,21 @@ def main() -> None:
     print("\ntraining throughput (full steps)")
     for name in recipes:
         config = load_config(REPO / "configs" / name)
-        rate = training_throughput(config, bank_for(images, targets, config), args.steps)
-        voxels = int(np.prod(config.data.patch_size)) if spatial_dims(config.model.name) == 3 else config.data.image_size ** 2
+        rate = training_throughput(config, training_bank(args.data, split["train"][:2], config), args.steps)
+        voxels = int(np.prod(config.data.patch_size))  # a 3D patch, or a (S, S, 1) slice window
         print(f"  {name:22s} batch {config.train.batch_size:2d}: {rate:7.2f} samples/s  {rate * voxels / 1e6:6.2f} Mvoxels/s")
 
     print(f"\nwhole-case inference, case {held_out.id} {volume.images.shape[1:]}")
     for name in recipes:
         config = load_config(REPO / "configs" / name)
-        predictor = VolumePredictor(create_model(config.model), config)
+        config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))  # as training saves it
+        predictor = Predictor(create_model(config.model), config)
         started = time.perf_counter()
-        predictor.predict(volume.images)
+        predictor.predict(volume)
         print(f"  {name:22s} {time.perf_counter() - started:6.1f} s")
 
     with tempfile.TemporaryDirectory() as out:
-        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(held_out.sequences[0].parent), "--out", out]
+        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(held_out.images[0].parent), "--out", out]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         print(f"  `gliomaseg segment` with the bundled BraTS model, new process, NIfTI + montage written: "

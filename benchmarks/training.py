@@ -13,9 +13,8 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmark import REPO, lgg_bank, training_throughput
+from benchmark import REPO, training_bank, training_throughput
 from gliomaseg.config import load_config
-from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.runtime import describe_machine, set_threads
 
 SETTINGS = [  # (label, bf16, channels_last)
@@ -33,16 +32,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
     split = json.loads((REPO / "splits" / "lgg.json").read_text())
-    by_id = {p.id: p for p in find_patients(args.data)}
-    patients = [load_patient(by_id[pid]) for pid in split["train"][:4]]
+    bank = training_bank(args.data, split["train"][:4], load_config(args.config))  # the settings below do not change the slices
     for threads in (0, 1):
         set_threads(threads)
         print(f"machine: {describe_machine()}")
         baseline = None
         for label, bf16, channels_last in SETTINGS:
             config = load_config(args.config)
-            config.train.bf16, config.train.channels_last = bf16, channels_last
-            rate = training_throughput(config, lgg_bank(config, patients), args.steps)
+            config.runtime.bf16, config.runtime.channels_last = bf16, channels_last
+            rate = training_throughput(config, bank, args.steps)
             baseline = baseline or rate
             print(f"  {label:32s} {rate:7.1f} slices/s  {rate / baseline:5.2f}x")
 

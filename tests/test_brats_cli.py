@@ -15,6 +15,7 @@ from safetensors import safe_open
 from brats_cases import add_foreign_label, copy_as_2023, copy_case, drop_sequence, replace_with_text, shrink_sequence
 from cli_helpers import assert_no_traceback, assert_one_error_per_file, run_cli
 from conftest import BRATS_TEST_CASES
+from gliomaseg.errors import EXIT_PARTIAL
 from gliomaseg.models.weights import bundled_weights
 
 # Floors for the mean Dice of the 2 held-out cases (never seen in training). The model card
@@ -56,9 +57,9 @@ def test_segment_writes_label_maps_on_the_input_grid(segmented):
 
 
 def test_segment_reports_each_bad_case_and_goes_on(segmented):
-    """A missing sequence, a shape mismatch and a non-NIfTI file: one error line each, exit 2."""
+    """A missing sequence, a shape mismatch and a non-NIfTI file: one error line each, exit 3 (some inputs skipped)."""
     _, _, broken, out, result = segmented
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_PARTIAL, result.stderr
     assert_one_error_per_file(result, [str(path) for path in broken])
     assert "lacks this sequence" in result.stderr and "differs from" in result.stderr
     assert "not a readable NIfTI" in result.stderr
@@ -87,7 +88,7 @@ def evaluated(brats_root, tmp_path_factory):
 
 def test_evaluate_writes_per_region_summary_and_skips_bad_labels(evaluated):
     result, out, bad_case = evaluated
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_PARTIAL, result.stderr
     assert_one_error_per_file(result, [f"{bad_case.name}_seg.nii.gz"])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cases"] == len(BRATS_TEST_CASES)

@@ -13,13 +13,16 @@ from PIL import Image
 
 from cli_helpers import assert_no_traceback, assert_one_error_per_file, run_cli
 from gliomaseg.config import Config
+from gliomaseg.errors import EXIT_PARTIAL
 from gliomaseg.models import create_model
 from gliomaseg.models.weights import save_model
+
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """An untrained width-4 U-Net on 64x64 brain crops, saved as a gliomaseg weights file."""
     config = Config()
+    config.data.dataset = "kaggle3m"  # as training saves it: resolved from the data folder
     config.model.width = 4
     config.data.image_size = 64
     config.data.crop_to_brain = True
@@ -58,12 +61,12 @@ BAD_KINDS = ["text", "truncated", "one_channel", "missing"]
 
 @pytest.mark.parametrize("kind", BAD_KINDS)
 def test_segment_reports_bad_file_and_segments_the_good_ones(kind, tiny_model, good_slices, tmp_path):
-    """A bad file among good slices: one error line naming it, no traceback, exit 2, good masks written."""
+    """A bad file among good slices: one error line naming it, no traceback, exit 3 (some inputs skipped), good masks written."""
     bad = _bad_input(kind, tmp_path, good_slices[0])
     out = tmp_path / "out"
     result = run_cli("segment", good_slices[0], bad, good_slices[1], "--out", out, "--model", tiny_model)
     assert_no_traceback(result)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_PARTIAL, result.stderr
     assert_one_error_per_file(result, [bad.name])
     for good in good_slices:
         mask = np.asarray(Image.open(out / f"{good.stem}_mask.png"))
@@ -75,12 +78,12 @@ def test_segment_reports_bad_file_and_segments_the_good_ones(kind, tiny_model, g
 
 
 def test_segment_reports_every_bad_file_once(tiny_model, good_slices, tmp_path):
-    """All four kinds of bad file in one call: one error line each, exit 2, the good slice segmented."""
+    """All four kinds of bad file in one call: one error line each, exit 3, the good slice segmented."""
     bad = [_bad_input(kind, tmp_path, good_slices[0]) for kind in BAD_KINDS]
     out = tmp_path / "out"
     result = run_cli("segment", *bad[:2], good_slices[0], *bad[2:], "--out", out, "--model", tiny_model)
     assert_no_traceback(result)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_PARTIAL, result.stderr
     assert_one_error_per_file(result, [p.name for p in bad])
     assert (out / f"{good_slices[0].stem}_mask.png").is_file()
 
@@ -97,7 +100,7 @@ def test_segment_bad_slice_in_patient_folder(tiny_model, patient_dir, tmp_path):
     out = tmp_path / "out"
     result = run_cli("segment", folder, good, "--out", out, "--model", tiny_model)
     assert_no_traceback(result)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == EXIT_PARTIAL, result.stderr
     assert_one_error_per_file(result, [truncated.name])
     assert (out / f"{good.stem}_mask.png").is_file()
 

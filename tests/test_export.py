@@ -8,7 +8,8 @@ import pytest
 
 from conftest import TEST_PATIENTS, TRAIN_PATIENTS
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
-from gliomaseg.data.preprocessing import to_network
+from gliomaseg.data.base import get_dataset
+from gliomaseg.data.preprocessing import Preprocessing
 from gliomaseg.export import calibration_batches, export_onnx, quantize_int8
 from gliomaseg.inference.backends import OnnxBackend, TorchBackend
 from gliomaseg.inference.predictor import Predictor
@@ -42,16 +43,17 @@ def test_fp32_parity_with_pytorch(exported, test_patient):
     """ONNX Runtime fp32 logits match PyTorch fp32 within 1e-3; masks agree on >= 99.9% of pixels."""
     path, config = exported
     torch_model = Predictor.from_path(None).backend.model
-    config.train.bf16 = False  # compare against PyTorch in fp32
+    config.runtime.bf16 = False  # compare against PyTorch in fp32
     reference = TorchBackend(torch_model, config)
     onnx_backend = OnnxBackend(path)
-    images = to_network(test_patient.images, config.data).images
+    volume = Preprocessing.from_config(config.data, volumetric=False).forward(test_patient.images).images
+    images = volume.permute(3, 0, 1, 2).contiguous()  # (C, N, N, S) -> slices (S, C, N, N)
     for batch in (images[:1], images[:7], images):  # several batch sizes through the dynamic axis
         expected, got = reference(batch), onnx_backend(batch)
         assert got.shape == expected.shape
         assert float((got - expected).abs().max()) < 1e-3
-    torch_mask = Predictor(torch_model, config).predict(test_patient.images).mask
-    onnx_mask = Predictor(onnx_backend, onnx_backend.config).predict(test_patient.images).mask
+    torch_mask = Predictor(torch_model, config).predict(test_patient).label
+    onnx_mask = Predictor(onnx_backend, onnx_backend.config).predict(test_patient).label
     assert (torch_mask == onnx_mask).mean() >= 0.999
 
 
@@ -60,13 +62,13 @@ def test_int8_model_segments_close_to_fp32(exported, lgg_root, test_patient, tmp
     path, config = exported
     calibration = [scan_patient_folder(lgg_root / pid) for pid in TRAIN_PATIENTS]
     int8 = tmp_path / "int8.onnx"
-    quantize_int8(path, int8, calibration_batches(calibration, config, max_slices=48))
+    quantize_int8(path, int8, calibration_batches(get_dataset("kaggle3m"), calibration, config, max_slices=48))
     assert int8.stat().st_size < 0.5 * path.stat().st_size
     fp32_backend, int8_backend = OnnxBackend(path), OnnxBackend(int8)
     dice = {}
     for name, backend in (("fp32", fp32_backend), ("int8", int8_backend)):
-        mask = Predictor(backend, backend.config).predict(test_patient.images).mask
-        dice[name] = overlap_metrics(mask, test_patient.masks)["dice"]
+        mask = Predictor(backend, backend.config).predict(test_patient).label
+        dice[name] = overlap_metrics(mask, test_patient.label)["dice"]
     assert dice["int8"] >= dice["fp32"] - 0.05, dice
     assert np.isfinite(list(dice.values())).all()
 

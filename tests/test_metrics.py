@@ -152,7 +152,8 @@ def test_one_empty_conventions():
 @pytest.fixture(scope="module")
 def real_truth(patient_dir) -> np.ndarray:
     """(S, 256, 256) bool tumor masks of a real patient."""
-    masks = load_patient(scan_patient_folder(patient_dir)).masks
+    label = load_patient(scan_patient_folder(patient_dir)).label  # (256, 256, S) uint8
+    masks = np.moveaxis(label > 0, -1, 0)
     assert masks.sum() > 100
     return masks
 
@@ -300,7 +301,7 @@ def test_metrics_from_pooled_counts_equal_metrics_of_concatenation(lgg_root, rea
     """Summed confusion counts over patients give the metrics of the concatenated volumes."""
     from conftest import TRAIN_PATIENTS
 
-    second = load_patient(scan_patient_folder(lgg_root / TRAIN_PATIENTS[0])).masks
+    second = np.moveaxis(load_patient(scan_patient_folder(lgg_root / TRAIN_PATIENTS[0])).label > 0, -1, 0)
     truths = [real_truth, second]
     preds = [_perturbations(real_truth)["shifted_dilated"], _perturbations(second)["eroded"]]
     pooled = sum(confusion_counts(p, t) for p, t in zip(preds, truths))

@@ -1,4 +1,4 @@
-"""BraTS reader, regions and 3D crop on real cases unpacked from ../shared/brats."""
+"""BraTS reader and 3D crop on real cases unpacked from ../shared/brats."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 
 from brats_cases import add_foreign_label, copy_as_2023, copy_case, drop_sequence, replace_with_text, shrink_sequence
 from conftest import BRATS_TRAIN_CASE
-from gliomaseg.data.brats import find_cases, label_to_regions, load_case, regions_to_label, scan_case
-from gliomaseg.data.volume import nonzero_box, uncrop, zscore_brain
+from gliomaseg.data.brats import find_cases, load_case, scan_case
+from gliomaseg.data.labels import BratsRegions
+from gliomaseg.data.preprocessing import nonzero_box, uncrop, zscore_brain
 from gliomaseg.errors import InputError
 
 CASE = BRATS_TRAIN_CASE
@@ -32,21 +33,11 @@ def test_reads_2018_case(volume):
 def test_reads_2023_names_and_labels(brats_root, volume, tmp_path):
     """A 2023-named copy reads to the same volumes, and its regions equal the 2018 case's."""
     case = scan_case(copy_as_2023(brats_root / CASE, tmp_path))
-    assert case.convention == "2023" and case.enhancing_label == 3
+    assert case.info["convention"] == "2023"
     copy = load_case(case)
+    assert copy.labels == BratsRegions(enhancing_label=3) and volume.labels == BratsRegions(enhancing_label=4)
     assert np.array_equal(copy.images, volume.images)
-    assert np.array_equal(label_to_regions(copy.label, 3), label_to_regions(volume.label, 4))
-
-
-def test_regions_follow_the_challenge_definition(volume):
-    """WT = {1,2,4}, TC = {1,4}, ET = {4}; nested; converting back gives the label map."""
-    regions = label_to_regions(volume.label)
-    label = volume.label
-    assert np.array_equal(regions[0], label > 0)
-    assert np.array_equal(regions[1], (label == 1) | (label == 4))
-    assert np.array_equal(regions[2], label == 4)
-    assert not (regions[2] & ~regions[1]).any() and not (regions[1] & ~regions[0]).any()
-    assert np.array_equal(regions_to_label(regions), label)
+    assert np.array_equal(copy.labels.to_regions(copy.label), volume.labels.to_regions(volume.label))
 
 
 def test_crop_and_inverse_restore_the_original_grid(volume):
@@ -103,7 +94,7 @@ def test_find_cases_lists_case_folders(brats_root):
         cases = find_cases(root)
         ids = [c.id for c in cases]
         assert CASE in ids and ids == sorted(ids)
-        assert all(len(c.sequences) == 4 and c.label is not None for c in cases)
+        assert all(len(c.images) == 4 and c.labels is not None for c in cases)
 
 
 def test_region_metrics_match_monai_on_a_real_case(volume):
@@ -115,7 +106,7 @@ def test_region_metrics_match_monai_on_a_real_case(volume):
 
     from gliomaseg.metrics import BRATS_EMPTY_HD95, brats_region_metrics
 
-    truth = label_to_regions(volume.label)
+    truth = volume.labels.to_regions(volume.label)
     pred = np.stack([ndimage.shift(r, (2, -1, 1), order=0) for r in truth])
     spacing = (1.0, 1.0, 2.5)  # anisotropic, so the spacing must be used
     as_tensor = lambda a: torch.from_numpy(a[None].astype(np.float32))  # noqa: E731

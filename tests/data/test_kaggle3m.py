@@ -22,7 +22,7 @@ def _slice_numbers(folder: Path) -> list[int]:
 
 def _summary(patients) -> list[tuple]:
     """What the reader found, as comparable plain values (file names, not paths)."""
-    return [(p.id, [f.name for f in p.image_files], None if p.mask_files is None else [f.name for f in p.mask_files])
+    return [(p.id, [f.name for f in p.images], None if p.labels is None else [f.name for f in p.labels])
             for p in patients]
 
 
@@ -35,19 +35,19 @@ def test_slices_sorted_by_number(patient_dir):
     numbers = _slice_numbers(patient_dir)
     assert len(numbers) >= 10, "the test patient needs two-digit slice numbers"
     patient = scan_patient_folder(patient_dir)
-    got = [int(f.stem.rsplit("_", 1)[1]) for f in patient.image_files]
+    got = [int(f.stem.rsplit("_", 1)[1]) for f in patient.images]
     assert got == sorted(numbers)
     assert got.index(10) == got.index(9) + 1
     # the numeric order is not the plain lexicographic order of the names, so the check has teeth
-    assert [f.name for f in patient.image_files] != sorted(f.name for f in patient.image_files)
+    assert [f.name for f in patient.images] != sorted(f.name for f in patient.images)
 
 
 def test_masks_paired_with_their_images(patient_dir):
     """The i-th mask file is the i-th image file's ``_mask`` twin, for every slice."""
     patient = scan_patient_folder(patient_dir)
     assert patient.id == patient_dir.name
-    assert patient.mask_files is not None and len(patient.mask_files) == len(patient.image_files)
-    for image, mask in zip(patient.image_files, patient.mask_files):
+    assert patient.labels is not None and len(patient.labels) == len(patient.images)
+    for image, mask in zip(patient.images, patient.labels):
         assert mask == image.with_name(f"{image.stem}_mask.tif")
         assert mask.is_file()
 
@@ -56,8 +56,8 @@ def test_masks_ignored_mode_lists_no_masks(patient_dir):
     """With masks='ignored' the same slices are listed and no mask files."""
     required = scan_patient_folder(patient_dir)
     ignored = scan_patient_folder(patient_dir, masks="ignored")
-    assert ignored.image_files == required.image_files
-    assert ignored.mask_files is None
+    assert ignored.images == required.images
+    assert ignored.labels is None
 
 
 def test_stray_files_ignored(lgg_root, patient_dir, tmp_path):
@@ -85,17 +85,18 @@ def test_stray_files_ignored(lgg_root, patient_dir, tmp_path):
 
 
 def test_load_patient_shapes_dtypes_and_pixels(patient_dir):
-    """load_patient gives (S,256,256,3) uint8 images and (S,256,256) bool masks equal to the files."""
-    patient = load_patient(scan_patient_folder(patient_dir))
+    """load_patient gives (3,256,256,S) uint8 images and a (256,256,S) uint8 {0,1} label map equal to the files."""
+    case = load_patient(scan_patient_folder(patient_dir))
     n = len(_slice_numbers(patient_dir))
-    assert patient.images.shape == (n, 256, 256, 3) and patient.images.dtype == np.uint8
-    assert patient.masks.shape == (n, 256, 256) and patient.masks.dtype == np.bool_
+    assert case.images.shape == (3, 256, 256, n) and case.images.dtype == np.uint8
+    assert case.label.shape == (256, 256, n) and case.label.dtype == np.uint8
+    assert set(np.unique(case.label).tolist()) <= {0, 1}
     for index in (0, n // 2, n - 1):
         image_file = patient_dir / f"{patient_dir.name}_{index + 1}.tif"
         mask_file = patient_dir / f"{patient_dir.name}_{index + 1}_mask.tif"
-        np.testing.assert_array_equal(patient.images[index], tifffile.imread(image_file))
-        np.testing.assert_array_equal(patient.masks[index], tifffile.imread(mask_file) > 0)
-    assert patient.masks.any(), "a real LGG patient of the test split has tumor somewhere"
+        np.testing.assert_array_equal(case.images[..., index], tifffile.imread(image_file).transpose(2, 0, 1))
+        np.testing.assert_array_equal(case.label[..., index], tifffile.imread(mask_file) > 0)
+    assert case.label.any(), "a real LGG patient of the test split has tumor somewhere"
 
 
 def test_find_patients_skips_and_reports_broken_patient(lgg_root, tmp_path):

@@ -34,7 +34,7 @@ def test_bundled_model_dice_on_test_patients(lgg_root):
     predictor = Predictor.from_path(None)
     dices = []
     for pid in TEST_PATIENTS:
-        patient = load_patient(scan_patient_folder(lgg_root / pid))
-        dices.append(overlap_metrics(predictor.predict(patient.images).mask, patient.masks)["dice"])
+        case = load_patient(scan_patient_folder(lgg_root / pid), predictor.in_channels)
+        dices.append(overlap_metrics(predictor.predict(case).label, case.label)["dice"])
     assert min(dices) >= SINGLE_PATIENT_FLOOR, dices
     assert np.mean(dices) >= MEAN_DICE_FLOOR, dices

@@ -11,14 +11,13 @@ import torch
 
 from conftest import BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import Config
-from gliomaseg.data.brats import scan_case
+from gliomaseg.data.brats import load_case, scan_case
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
-from gliomaseg.data.preprocessing import mask_to_network, to_network
+from gliomaseg.data.preprocessing import Preprocessing
 from gliomaseg.losses import create_loss
 from gliomaseg.models import MODELS, create_model
 from gliomaseg.models.registry import complexity
 from gliomaseg.models.weights import load_model, save_model
-from gliomaseg.training.volumes import training_case
 
 SIZE = 64
 SMALL_WIDTH = 8
@@ -27,12 +26,15 @@ SMALL_WIDTH = 8
 @pytest.fixture(scope="module")
 def real_batch(lgg_root):
     """8 real slices around the tumor of a training patient, brain-cropped to 64x64."""
-    patient = load_patient(scan_patient_folder(lgg_root / TRAIN_PATIENTS[0]))
-    tumor = patient.masks.reshape(len(patient.masks), -1).any(1).nonzero()[0]
+    case = load_patient(scan_patient_folder(lgg_root / TRAIN_PATIENTS[0]))
+    tumor = case.label.reshape(-1, case.label.shape[-1]).any(0).nonzero()[0]
     chosen = slice(max(0, tumor[0] - 2), max(0, tumor[0] - 2) + 8)
-    config = Config.from_dict({"data": {"image_size": SIZE, "crop_to_brain": True}})
-    network_input = to_network(patient.images[chosen], config.data)
-    return network_input.images, mask_to_network(patient.masks[chosen], network_input.box, SIZE)
+    config = Config.from_dict({"data": {"dataset": "kaggle3m", "image_size": SIZE, "crop_to_brain": True}})
+    preprocessing = Preprocessing.from_config(config.data, volumetric=False)
+    prepared = preprocessing.forward(case.images[..., chosen])
+    targets = preprocessing.target(case.labels.to_regions(case.label[..., chosen]), prepared)
+    # (C, N, N, S) -> a batch of slices (S, C, N, N)
+    return prepared.images.permute(3, 0, 1, 2).contiguous(), targets.permute(3, 0, 1, 2).contiguous()
 
 
 def _trains_saves_and_reloads(config: Config, images: torch.Tensor, masks: torch.Tensor, tmp_path: Path) -> None:
@@ -68,7 +70,10 @@ def test_network_trains_saves_and_reloads(name, real_batch, tmp_path):
 
 def test_3d_network_trains_saves_and_reloads(brats_root, tmp_path):
     """The 3D U-Net on two real 32^3 BraTS patches through the tumor (4 sequences in, WT/TC/ET out)."""
-    cropped, regions = training_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    case = load_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    preprocessing = Preprocessing(volumetric=True)  # crop to the brain box, z-score
+    prepared = preprocessing.forward(case.images)
+    cropped, regions = prepared.images, preprocessing.target(case.labels.to_regions(case.label), prepared)
     x, y, z = (int(axis.median()) - 16 for axis in torch.nonzero(regions[0], as_tuple=True))
     patch = (slice(None), slice(x, x + 32), slice(y, y + 32), slice(z, z + 32))
     images = torch.stack([cropped[patch], cropped[patch].flip(1)])

@@ -10,12 +10,12 @@ import torch
 
 from conftest import BRATS_TEST_CASES, BRATS_TRAIN_CASE
 from gliomaseg.config import AugmentConfig, Config
-from gliomaseg.data.brats import scan_case
-from gliomaseg.data.volume import stack_slices
-from gliomaseg.errors import ConfigError
+from gliomaseg.data.base import get_dataset
+from gliomaseg.data.brats import load_case, scan_case
+from gliomaseg.data.preprocessing import Preprocessing
 from gliomaseg.models.weights import load_model
-from gliomaseg.training.trainer import train
-from gliomaseg.training.volumes import bank_for, training_case
+from gliomaseg.training.banks import VolumeBank
+from gliomaseg.training.trainer import prepare, train
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), intensity=0)
 
@@ -23,31 +23,30 @@ NO_AUGMENT = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), inten
 @pytest.fixture(scope="module")
 def case(brats_root):
     """The training case, cropped and z-scored, with its WT/TC/ET regions."""
-    return training_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    loaded = load_case(scan_case(brats_root / BRATS_TRAIN_CASE))
+    preprocessing = Preprocessing.from_config(Config().data, volumetric=True)
+    prepared = preprocessing.forward(loaded.images)
+    return prepared.images, preprocessing.target(loaded.labels.to_regions(loaded.label), prepared)
 
 
 def brats_config(**sections) -> Config:
     return Config.from_dict({"data": {"dataset": "brats"}, **sections})
 
 
-def test_stack_slices_orders_neighbours_then_sequences():
-    """Channel k * C + c of slice z is sequence c at slice z - context + k, edges repeated."""
-    volume = torch.arange(2 * 3 * 3 * 5, dtype=torch.float32).reshape(2, 3, 3, 5)
-    stacked = stack_slices(volume, torch.tensor([0, 4]), context=1)
-    assert stacked.shape == (2, 6, 3, 3)
-    for row, z in enumerate((0, 4)):
-        for k, neighbour in enumerate((max(z - 1, 0), z, min(z + 1, 4))):
-            for c in range(2):
-                assert torch.equal(stacked[row, k * 2 + c], volume[c, :, :, neighbour])
+def bank_for(brats_root, config: Config) -> VolumeBank:
+    """The bank ``config``'s network trains on, built as training builds it, from the training case."""
+    bank, _ = prepare(get_dataset("brats"), brats_root, {"train": [BRATS_TRAIN_CASE], "val": []}, config)
+    assert isinstance(bank, VolumeBank)
+    return bank
 
 
-def test_3d_patches_lie_inside_and_follow_the_tumor_fraction(case):
+def test_3d_patches_lie_inside_and_follow_the_tumor_fraction(brats_root, case):
     """Patches have the configured size, match the case's voxels at their corner, and with
     tumor_fraction 1 every patch holds tumor."""
     images, regions = case
     config = brats_config(model={"name": "unet3d", "in_channels": 4, "out_channels": 3},
                           data={"dataset": "brats", "patch_size": [32, 48, 64]})
-    bank = bank_for([images], [regions], config)
+    bank = bank_for(brats_root, config)
     generator = torch.Generator().manual_seed(0)
     rows = bank.sample(16, 1.0, generator)
     patches, targets = bank.batch(rows, NO_AUGMENT, generator)
@@ -57,12 +56,12 @@ def test_3d_patches_lie_inside_and_follow_the_tumor_fraction(case):
     assert torch.equal(patches[0], images[:, x:x + 32, y:y + 48, z:z + 64])
 
 
-def test_2d5_slices_stack_context_channels(case):
+def test_2d5_slices_stack_context_channels(brats_root, case):
     """2.5D samples are 12-channel 64x64 crops (4 sequences x 3 slices) with 3 region masks."""
     images, regions = case
     config = brats_config(model={"name": "unet", "in_channels": 12, "out_channels": 3},
-                          data={"dataset": "brats", "image_size": 64, "context_slices": 1})
-    bank = bank_for([images], [regions], config)
+                          data={"dataset": "brats", "patch_size": [64, 64, 1], "context_slices": 1})
+    bank = bank_for(brats_root, config)
     generator = torch.Generator().manual_seed(1)
     rows = bank.sample(8, 0.5, generator)
     stacks, targets = bank.batch(rows, NO_AUGMENT, generator)
@@ -70,14 +69,6 @@ def test_2d5_slices_stack_context_channels(case):
     _, x, y, z = rows[0].tolist()
     assert torch.allclose(stacks[0, 4:8], images[:, x:x + 64, y:y + 64, z], atol=1e-5)  # the centre slice (identity resampling)
     assert bank.__len__() == images.shape[-1]
-
-
-def test_input_channels_must_match_sequences_and_context(case):
-    images, regions = case
-    config = brats_config(model={"name": "unet", "in_channels": 4, "out_channels": 3},
-                          data={"dataset": "brats", "context_slices": 1})
-    with pytest.raises(ConfigError, match="in_channels is 4, but the input has 12 channels"):
-        bank_for([images], [regions], config)
 
 
 def test_short_3d_training_run_lowers_the_loss(brats_root, tmp_path):

@@ -90,3 +90,14 @@ def test_configs_of_version_0_1_are_migrated():
     check_config(config)
     assert Config.from_dict({"data": {"dataset": "lgg"}}).data.dataset == "kaggle3m"
     assert migrate(config.to_dict()) == config.to_dict()  # current configs pass unchanged
+
+
+def test_input_channels_must_match_sequences_and_context():
+    """A slice network on BraTS with one neighbour each side takes 4 sequences x 3 slices = 12
+    channels, not 4 (the bank's channel check, moved here from the BraTS banks)."""
+    config = _config(model={"name": "unet", "in_channels": 4, "out_channels": 3},
+                     data={"dataset": "brats", "patch_size": [64, 64, 1], "context_slices": 1})
+    with pytest.raises(ConfigError, match=r"in_channels is 4, but brats images have 4 channel\(s\) .* x 3 slices"):
+        check_config(config)
+    config.model.in_channels = 12
+    check_config(config)
