@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ from gliomaseg.losses import create_loss
 from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import autocast, describe_machine, memory_format, set_threads
 from gliomaseg.training.trainer import prepare
+from startup import seconds
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
@@ -86,10 +86,7 @@ def inference_throughput(predictor: Predictor, images, batch_size: int) -> float
 def time_segment_command(patient_folder: Path) -> float:
     """Seconds of ``gliomaseg segment PATIENT`` with default settings in a new process."""
     with tempfile.TemporaryDirectory() as out:
-        command = [str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient_folder), "--out", out]
-        started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
-        return time.perf_counter() - started
+        return seconds([str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient_folder), "--out", out])
 
 
 def main() -> None:
