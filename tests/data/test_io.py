@@ -182,3 +182,16 @@ def test_read_mask_thresholds_to_bool(tumor_slice):
     mask = read_mask(tumor_slice[1])
     assert mask.dtype == np.bool_ and mask.shape == raw.shape
     np.testing.assert_array_equal(mask, raw == 255)
+
+
+def test_overlay_outline_equals_scipy_erosion():
+    """The overlay's outline is the mask minus scipy's binary erosion (cross, border 0), on
+    random masks and on a mask touching the image border."""
+    from scipy import ndimage
+
+    from gliomaseg.data.overlays import outline
+
+    rng = np.random.default_rng(0)
+    masks = [rng.random((40, 50)) < p for p in (0.2, 0.5, 0.9)] + [np.ones((8, 8), bool), np.zeros((5, 5), bool)]
+    for mask in masks:
+        assert np.array_equal(outline(mask), mask & ~ndimage.binary_erosion(mask))

@@ -104,3 +104,21 @@ def test_to_label_thresholds_and_cleans_brats_regions():
     label = to_label(probabilities, convention, 0.5, "largest-3d")
     assert label.dtype == np.uint8 and label.shape == (12, 12, 12)
     assert np.array_equal(convention.to_regions(label), clean_regions(_regions(), "largest-3d"))
+
+
+def test_fill_holes_per_slice_equals_scipy_on_whole_slices():
+    """Filling inside each slice's mask box gives exactly scipy's fill of the whole slice,
+    also for masks touching the border, empty slices and nested rings."""
+    from scipy import ndimage
+
+    from gliomaseg.inference.postprocess import fill_holes_per_slice
+
+    rng = np.random.default_rng(1)
+    masks = rng.random((6, 30, 40)) < 0.45
+    masks[0] = False
+    ring = np.zeros((30, 40), bool)
+    ring[5:20, 5:20], ring[8:17, 8:17], ring[10:15, 10:15] = True, False, True  # a ring around an island
+    masks[1] = ring
+    masks[2, :, 0] = True  # touches the border
+    expected = np.stack([ndimage.binary_fill_holes(m) for m in masks])
+    assert np.array_equal(fill_holes_per_slice(masks), expected)

@@ -123,7 +123,7 @@ def load_patient(ref: CaseRef, channels: int | None = None) -> Case:
                 raise InputError(mask_path, f"mask of size {mask.shape} does not match its image's {image.shape[:2]}")
             masks.append(mask)
         label = np.stack(masks, axis=-1).astype(np.uint8)
-    return Case(ref.id, Kaggle3m.name, np.ascontiguousarray(np.stack(images, axis=-1).transpose(2, 0, 1, 3)), CHANNELS[:wanted], label, BinaryLabels(),
+    return Case(ref.id, Kaggle3m.name, np.stack([image.transpose(2, 0, 1) for image in images], axis=-1), CHANNELS[:wanted], label, BinaryLabels(),
                 None, ref.images, ref.output)
 
 

@@ -79,8 +79,8 @@ class Preprocessing:
             box = nonzero_box(images)
             return Prepared(torch.from_numpy(zscore_brain(images[(slice(None), *box)])), box, shape)
         box = brain_box(images, self.margin) if self.crop_to_brain else tuple(slice(0, n) for n in shape)
-        normalized = torch.from_numpy(normalize_volume(images[:, box[0], box[1]]))
-        tensor = resize(normalized.permute(3, 0, 1, 2), self.size)  # (S, C, N, N)
+        normalized = torch.from_numpy(normalize_volume(images[:, box[0], box[1]], slices_first=True))  # (S, C, h, w)
+        tensor = resize(normalized, self.size)  # (S, C, N, N)
         return Prepared(tensor.permute(1, 2, 3, 0), box, shape)
 
     def target(self, label_regions: np.ndarray, prepared: Prepared) -> torch.Tensor:
@@ -128,25 +128,31 @@ def brain_voxels(images: np.ndarray) -> np.ndarray:
     return reference > BRAIN_FRACTION * max(float(top), 1.0)
 
 
-def normalize_volume(images: np.ndarray) -> np.ndarray:
+def normalize_volume(images: np.ndarray, slices_first: bool = False) -> np.ndarray:
     """Per-volume, per-channel intensity normalisation.
 
     Args:
         images: ``(C, H, W, S)`` uint8, one patient's slices (``S`` may be 1).
+        slices_first: return ``(S, C, H, W)`` (the batch layout of slice networks), written
+            directly in that order rather than transposed afterwards.
 
     Returns:
-        ``(C, H, W, S)`` float32 in [0, 1.5]: each channel divided by its 99th percentile over
-        the brain voxels of the whole volume (all voxels if none is found).
+        ``(C, H, W, S)`` (or ``(S, C, H, W)``) float32 in [0, 1.5]: each channel divided by its
+        99th percentile over the brain voxels of the whole volume (all voxels if none is found).
     """
     brain = brain_voxels(images)
-    out = np.empty(images.shape, np.float32)
+    out = np.empty((images.shape[-1], *images.shape[:-1]) if slices_first else images.shape, np.float32)
     for c, channel in enumerate(images):
         values = channel[brain] if brain.any() else channel.ravel()
         scale = max(percentile(values, 99), 1.0)
         if channel.dtype == np.uint8:  # a lookup table: the same numbers, one pass
-            out[c] = np.clip(np.arange(256) / scale, 0.0, CLIP_MAX).astype(np.float32)[channel]
+            normalized = np.clip(np.arange(256) / scale, 0.0, CLIP_MAX).astype(np.float32)[channel]
         else:
-            out[c] = np.clip(channel / scale, 0.0, CLIP_MAX)
+            normalized = np.clip(channel / scale, 0.0, CLIP_MAX)
+        if slices_first:
+            out[:, c] = np.moveaxis(normalized, -1, 0)
+        else:
+            out[c] = normalized
     return out
 
 

@@ -105,7 +105,19 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:
-    """Fill the background regions fully enclosed by the mask, slice by slice (2D)."""
+    """Fill the background regions fully enclosed by the mask, slice by slice (2D), with
+    ``scipy.ndimage.binary_fill_holes``. Only slices with mask pixels are filled, each within its
+    mask's bounding box and a one-pixel frame (an enclosed hole lies inside it; the frame keeps
+    the outside connected): the same result as filling whole slices, in a fraction of the time.
+
+    Args:
+        mask: ``(S, H, W)`` bool.
+    """
     from scipy import ndimage
 
-    return np.stack([ndimage.binary_fill_holes(s) for s in mask]) if mask.size else mask
+    filled = mask.copy()
+    for index in np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1)):
+        rows, cols = np.flatnonzero(mask[index].any(axis=1)), np.flatnonzero(mask[index].any(axis=0))
+        window = (index, slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        filled[window] = ndimage.binary_fill_holes(np.pad(mask[window], 1))[1:-1, 1:-1]
+    return filled
