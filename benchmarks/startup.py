@@ -5,12 +5,17 @@ The difference is what gliomaseg adds on top of torch: its own and its libraries
 reading the bundled model, reading, preprocessing, inferring, post-processing and writing
 the patient's masks and overlays.
 
-    python benchmarks/startup.py --patient cache/lgg/kaggle_3m/TCGA_DU_6407_19860514 [--repeats 5]
+    python benchmarks/startup.py --patient cache/lgg/kaggle_3m/TCGA_FG_6690_20020226 [--repeats 5]
+
+With ``--baseline-src DIR`` (the ``src`` folder of another checkout, for example of an earlier
+commit through ``git worktree add``), the same command of that version is timed in the same
+alternation, put first on ``PYTHONPATH``, so both versions are compared in one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -19,10 +24,10 @@ import time
 from pathlib import Path
 
 
-def seconds(command: list[str]) -> float:
+def seconds(command: list[str], env: dict[str, str] | None = None) -> float:
     """Wall-clock seconds of one run of ``command`` in a new process (it must succeed)."""
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, env=env)
     return time.perf_counter() - started
 
 
@@ -30,19 +35,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--patient", type=Path, required=True, help="a kaggle_3m patient folder (about 60 slices)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--baseline-src", type=Path, help="src folder of another gliomaseg version to time beside")
     args = parser.parse_args()
     slices = sum(1 for p in args.patient.iterdir() if p.suffix == ".tif" and not p.stem.endswith("_mask"))
     gliomaseg = str(Path(sys.executable).parent / "gliomaseg")
-    torch_times, segment_times = [], []
+    command = [gliomaseg, "segment", str(args.patient), "--overwrite", "--out"]
+    baseline_env = None
+    if args.baseline_src:
+        baseline_env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(args.baseline_src.resolve())] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    torch_times, segment_times, baseline_times = [], [], []
     with tempfile.TemporaryDirectory() as out:
         for _ in range(args.repeats):
             torch_times.append(seconds([sys.executable, "-c", "import torch"]))
-            segment_times.append(seconds([gliomaseg, "segment", str(args.patient), "--out", out, "--overwrite"]))
+            segment_times.append(seconds(command + [str(Path(out) / "this")]))
+            if baseline_env:
+                baseline_times.append(seconds(command + [str(Path(out) / "baseline")], baseline_env))
     base, segment = statistics.median(torch_times), statistics.median(segment_times)
-    print(f"patient {args.patient.name}, {slices} slices; median of {args.repeats} runs each")
+    print(f"patient {args.patient.name}, {slices} slices; median of {args.repeats} alternating runs each")
     print(f"  python -c 'import torch'            {base:6.2f} s")
     print(f"  gliomaseg segment PATIENT (default) {segment:6.2f} s")
     print(f"  difference                          {segment - base:6.2f} s  (ratio {segment / base:.2f}x)")
+    if baseline_times:
+        before = statistics.median(baseline_times)
+        print(f"  the same command, {args.baseline_src}: {before:6.2f} s, {before - base:6.2f} s above torch "
+              f"(this version takes {segment / before:.2f}x its time)")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,10 @@ class ModelConfig:
     # Local torchvision/timm state dict for the network's encoder (networks with an `encoder`
     # that has `load_pretrained`); read once when training starts. Nothing is downloaded.
     encoder_weights: str = ""
+    # Fine-tuning: every weight of the network starts from this gliomaseg model (a bundled
+    # name such as ``lgg``, a .safetensors file or a run folder) whose network is the same
+    # (name, channels, width); read once when training starts.
+    init_weights: str = ""
 
 
 @dataclass

@@ -101,3 +101,24 @@ def test_input_channels_must_match_sequences_and_context():
         check_config(config)
     config.model.in_channels = 12
     check_config(config)
+
+
+def test_init_weights_must_hold_the_same_network():
+    """Fine-tuning from a bundled model: a config whose network differs from the source's
+    (here width 32 against the LGG model's 16) is refused when the config is checked, before
+    any data is read; the matching config passes and its weights load exactly."""
+    import torch
+
+    from gliomaseg.models.registry import create_model
+    from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
+
+    data = {"dataset": "kaggle3m", "image_size": 160}
+    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 3, 1, 16\).*\('unet', 3, 1, 32\)"):
+        check_config(_config(model={"width": 32, "init_weights": "lgg"}, data=data))
+    config = _config(model={"width": 16, "init_weights": "lgg"}, data=data)
+    check_config(config)
+    model = create_model(config.model)
+    load_initial_weights(model, config.model)
+    source, _ = load_model(bundled_weights("lgg"))
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key

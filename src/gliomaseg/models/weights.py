@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ..atomic import atomic_path
-from ..config import Config
+from ..config import Config, ModelConfig
 from ..data.augment import trained_mirror_axes
 from ..errors import ConfigError, InputError
 from .registry import create_model, spatial_dims
@@ -149,6 +149,35 @@ def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path
     if not path.is_file():
         raise InputError(path, "no such model file or run folder")
     return path
+
+
+def check_initial_weights(config: ModelConfig) -> Path:
+    """The weights file ``config.init_weights`` names (a bundled name, a weights file or a run
+    folder, see :func:`resolve_weights`), checked from its metadata alone to hold the network
+    of ``config``.
+
+    Raises:
+        InputError: the source is missing or unreadable.
+        ConfigError: the source's network differs from ``config`` (name, channels or width).
+    """
+    path = resolve_weights(config.init_weights)
+    saved = read_config(path).model
+    ours = (config.name, config.in_channels, config.out_channels, config.width)
+    theirs = (saved.name, saved.in_channels, saved.out_channels, saved.width)
+    if ours != theirs:
+        raise ConfigError(f"model.init_weights {config.init_weights!r} holds network (name, in, out, width) "
+                          f"{theirs}, the config asks for {ours}")
+    return path
+
+
+def load_initial_weights(model: nn.Module, config: ModelConfig) -> None:
+    """Load every weight of ``config.init_weights`` into ``model``, the network of ``config``:
+    the start of fine-tuning, as nnU-Net's ``-pretrained_weights``.
+
+    Raises:
+        InputError, ConfigError: as :func:`check_initial_weights`.
+    """
+    model.load_state_dict(load_model(check_initial_weights(config))[0].state_dict())
 
 
 def save_state(path: str | Path, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from ..config import Config
 from ..data.base import get_dataset
 from ..errors import ConfigError
 from ..models.registry import create_model, spatial_dims
+from ..models.weights import check_initial_weights
 
 
 def check_config(config: Config, source: str = "config") -> None:
@@ -20,7 +21,7 @@ def check_config(config: Config, source: str = "config") -> None:
     (``data.image_size`` > 0) to a multiple of the network's stride; volume datasets are not
     resized, and their ``data.patch_size`` is a multiple of the stride in-plane (all axes
     for 3D networks) with a depth of 1 for slice networks; ``flip+rot90`` TTA is for slice
-    networks.
+    networks; ``model.init_weights`` holds the same network.
 
     Raises:
         ConfigError: naming ``source`` and the keys that disagree.
@@ -30,6 +31,8 @@ def check_config(config: Config, source: str = "config") -> None:
         stride = getattr(create_model(config.model), "stride", 1)
     if dims == 3 and config.inference.tta == "flip+rot90":
         raise ConfigError(f"{source}: inference.tta flip+rot90 is for slice networks; {config.model.name} is 3D")
+    if config.model.init_weights:
+        check_initial_weights(config.model)
     if config.data.dataset == "auto":
         return
     dataset = get_dataset(config.data.dataset)

@@ -38,7 +38,7 @@ from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
-from ..models.weights import load_state, save_model, save_state
+from ..models.weights import load_initial_weights, load_state, save_model, save_state
 from ..runtime import autocast, memory_format, resolve_device, set_threads
 from .banks import SliceBank, VolumeBank
 from .checks import check_config
@@ -118,6 +118,8 @@ class Trainer:
         self.model = create_model(config.model).to(self.device, memory_format=self.memory_format)
         if config.model.encoder_weights:
             load_encoder_weights(self.model, config.model.encoder_weights)
+        if config.model.init_weights:
+            load_initial_weights(self.model, config.model)
         self.loss = create_loss(config.train.loss)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
