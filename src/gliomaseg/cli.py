@@ -76,13 +76,13 @@ def _show_warnings() -> None:
     one ``warning: ...`` line each on stderr; silence the decoders' own log chatter."""
     import logging
 
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("warning: %(message)s"))
-    handler.setLevel(logging.WARNING)
+    class ConsoleHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[yellow]warning:[/yellow] {record.getMessage()}", highlight=False, soft_wrap=True)
+
     logger = logging.getLogger("gliomaseg")
-    if not any(getattr(h, "gliomaseg_cli", False) for h in logger.handlers):
-        handler.gliomaseg_cli = True
-        logger.addHandler(handler)
+    if not any(type(h).__name__ == "ConsoleHandler" for h in logger.handlers):
+        logger.addHandler(ConsoleHandler(logging.WARNING))
     logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its complaints reach the user as gliomaseg errors
 
 
