@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -125,7 +126,10 @@ def _open_image(path: Path, header_only: bool):
                 size = shape[:-1] if len(shape) > 2 and shape[-1] <= 4 else shape
                 check_pixels(path, size)
                 return tuple(size[-2:]) if header_only else np.asarray(tif.asarray())
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # over the limit: our own error below, not Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             check_pixels(path, (img.height, img.width))
             if header_only:
                 return img.height, img.width
@@ -220,7 +224,11 @@ def to_uint8(array: np.ndarray) -> np.ndarray:
     """
     if array.dtype == np.uint8:
         return array
-    array = array.astype(np.float32)
+    array = array.astype(np.float64)
+    scale = float(np.abs(array).max())  # divided first, so that no value overflows (float64 up to 1.8e308)
+    if scale == 0:
+        return np.zeros(array.shape, np.uint8)
+    array = array / scale
     low, top = float(array.min()), float(array.max())
     if low < 0:
         array, top = array - low, top - low
