@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from gliomaseg.data.io import nifti_array, read_image, read_mask, read_nifti
+from gliomaseg.data.io import drop_alpha, nifti_array, read_image, read_mask, read_nifti
 from gliomaseg.errors import InputError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # Pillow's notes on corrupt EXIF: read anyway or refused
@@ -51,16 +51,18 @@ def test_tiff_of_any_dtype_and_shape(array):
     finite values; otherwise InputError (NaN, infinity, wrong channel count)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "slice.tif"
-        tifffile.imwrite(path, array, photometric="rgb" if array.ndim == 3 and array.shape[-1] == 3 else "minisblack")
+        rgb = array.ndim == 3 and array.shape[-1] in (3, 4)
+        tifffile.imwrite(path, array, photometric="rgb" if rgb else "minisblack", extrasamples=["unassalpha"] if rgb and array.shape[-1] == 4 else None)
         try:
             image = read_image(path, 3)
         except InputError as exc:
             assert exc.path == path
-            rgb = array.ndim == 3 and array.shape[-1] == 3
+            rgb = array.ndim == 3 and array.shape[-1] in (3, 4)  # RGB, or RGBA read without its alpha
             assert not rgb or not np.isfinite(array).all(), f"a finite RGB slice was refused: {exc}"
         else:
             assert image.dtype == np.uint8 and image.shape == (*array.shape[:2], 3)
             assert np.isfinite(array).all()
+            array = drop_alpha(array)
             if array.dtype == np.uint8:
                 assert np.array_equal(image, array)
             elif array.max() > 0 or array.min() < 0:  # rescaled: the brightest value is 255, order kept
