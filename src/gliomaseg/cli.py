@@ -71,13 +71,29 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _show_warnings() -> None:
+    """Print the ``gliomaseg`` logger's warnings (float input rescaled, outputs moved apart) as
+    one ``warning: ...`` line each on stderr; silence the decoders' own log chatter."""
+    import logging
+
+    class ConsoleHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            console.print(f"[yellow]warning:[/yellow] {record.getMessage()}", highlight=False, soft_wrap=True)
+
+    logger = logging.getLogger("gliomaseg")
+    if not any(type(h).__name__ == "ConsoleHandler" for h in logger.handlers):
+        logger.addHandler(ConsoleHandler(logging.WARNING))
+    logging.getLogger("tifffile").setLevel(logging.CRITICAL)  # its complaints reach the user as gliomaseg errors
+
+
 @app.callback()
 def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                       help="Print the version and exit.")) -> None:
     """Train, evaluate and apply deep segmentation networks for gliomas in brain MRI.
 
     Exit status: 0 done; 1 fatal error, or no input could be used; 2 usage error; 3 some
-    inputs were skipped (each named on its own `error:` line)."""
+    inputs were skipped (each named on its own `error:` line); warnings are `warning:` lines."""
+    _show_warnings()
 
 
 ModelOption = typer.Option(None, "--model", "-m", help="Bundled model name (see `gliomaseg models`), run folder or .safetensors; "
@@ -318,6 +334,7 @@ def evaluate(
     from .data.splits import load_split
     from .evaluation import Evaluation, check_output_folder, evaluate as run_evaluation, select, write_evaluation
     from .report import print_table
+    from .verify import usable
 
     check_output_folder(out, overwrite)  # before the slow part, not only when writing
     split_ids = load_split(split_file) if split_file else None
@@ -325,12 +342,37 @@ def evaluate(
     predictor = _load_predictor(model, postprocess, tta, backend, dataset.name)
     evaluation = Evaluation(dataset)
     refs = select(dataset, data, split_ids, subset.value if split_file else None, evaluation.problems)
+    refs = usable(dataset, refs, evaluation.problems)  # the cheap part of `verify`: headers, before any prediction
     run_evaluation(predictor, dataset, refs, evaluation)
+    if not (evaluation.per_case or evaluation.per_slice):
+        _report_problems(evaluation.problems, 0)  # nothing to score: one line per skipped input, exit 1
     summary = write_evaluation(evaluation, out, overwrite)
     print_table(*evaluation.table())
     rule = summary.get("empty_slice_rule") or summary.get("empty_region_rule")
     print(f"{evaluation.headline()} -> {out}\n(empty masks: {rule}; HD95 in {summary['hd95_unit']})")
     _report_problems(evaluation.problems, len(evaluation.per_case or evaluation.per_slice))
+
+
+@app.command()
+@reports_errors
+def verify(
+    data: Path = typer.Argument(..., help="Dataset folder: kaggle_3m patients, BraTS cases or an image/mask folder."),
+    quick: bool = typer.Option(False, "--quick", help="Layout and file headers only, nothing decoded (what train and evaluate check first)."),
+    labels: bool = typer.Option(True, "--labels/--no-labels", help="Require every case's masks or label map (--no-labels: data for segment)."),
+) -> None:
+    """Check a dataset before training or evaluation: one `error:` line per problem (missing or
+    extra files, unreadable or truncated files, shape, spacing and affine mismatches, label values
+    outside the convention, empty labels, NaN or infinite voxels, duplicate or missing slice
+    numbers, non-binary masks). Exit 0 if clean, 1 if not."""
+    from .verify import verify_dataset
+
+    report = verify_dataset(data, full=not quick, require_labels=labels)
+    for problem in report.problems:
+        console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+    state = "clean" if report.clean else f"{len(report.problems)} problem(s)"
+    print(f"{data}: {report.dataset.name}, {report.cases} {report.dataset.case_noun}s, {state} ({report.seconds:.1f} s)")
+    if not report.clean:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()

@@ -5,12 +5,21 @@ be used. Inputs are independent: a bad one is reported and skipped, the others a
 
 Which reader takes an argument: a loose image file is a slice read the way the model's own
 dataset type reads slices; anything else is read by the dataset type that recognises it.
+
+Output names: each input's outputs are named after it (``<slice>_mask.png``, ``<patient>/``,
+``<case>_seg.nii.gz``). Inputs whose outputs would have the same name (``a/x_1.tif`` and
+``b/x_1.tif``) keep their own folders instead, relative to the folder they share
+(``a/x_1_mask.png``, ``b/x_1_mask.png``), with a warning; an input given twice is reported
+once as skipped. All of this, and existing outputs without ``--overwrite``, is checked before
+any input is read.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
+import os
 import sys
 import threading
 import time
@@ -18,7 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .data.base import CaseRef, DatasetType, detect_dataset
+from .data.base import CaseRef, DatasetType, detect_dataset, existing_outputs
+from .data.io import warn_once
 from .errors import InputError
 from .inference.predictor import Predictor
 
@@ -62,6 +72,57 @@ def collect(inputs: list[Path], predictor: Predictor, problems: list[InputError]
     return jobs
 
 
+def plan_outputs(jobs: list[tuple[DatasetType, CaseRef]], out: Path, overwrite: bool,
+                 problems: list[InputError]) -> list[tuple[DatasetType, CaseRef]]:
+    """Give every job output names of its own, before any input is read: an input given twice
+    is skipped (a problem); inputs whose outputs would collide keep their folders relative to
+    the folder they share (with a warning); without ``overwrite``, a job with an existing
+    output is skipped (a problem), so a batch never fails halfway on a name.
+
+    Returns:
+        the jobs to run, in order, their ``ref.output`` possibly moved into a subfolder.
+    """
+    unique, seen = [], set()
+    for reader, ref in jobs:
+        key = tuple(path.resolve() for path in ref.images)
+        if key in seen:
+            problems.append(InputError(ref.images[0] if len(ref.images) == 1 else ref.images[0].parent,
+                                       "given twice; segmented once"))
+            continue
+        seen.add(key)
+        unique.append((reader, ref))
+    owners: dict[Path, list[int]] = {}
+    for index, (reader, ref) in enumerate(unique):
+        for path in set(reader.outputs(ref)):
+            owners.setdefault(path, []).append(index)
+    clashing = sorted({i for users in owners.values() if len(users) > 1 for i in users})
+    if clashing:
+        anchors = {i: _anchor(unique[i][1]) for i in clashing}
+        common = Path(os.path.commonpath([str(a) for a in anchors.values()]))
+        for i in clashing:
+            reader, ref = unique[i]
+            unique[i] = reader, dataclasses.replace(ref, output=anchors[i].relative_to(common) / ref.output)
+        warn_once(f"{len(clashing)} inputs have outputs of the same name; each one's outputs go under --out in its "
+                  f"folder relative to {common} (e.g. {unique[clashing[0]][1].output})")
+    planned = []
+    for reader, ref in unique:
+        try:
+            if not overwrite:
+                existing_outputs([out / path for path in reader.outputs(ref)])
+        except InputError as exc:
+            problems.append(exc)
+            continue
+        planned.append((reader, ref))
+    return planned
+
+
+def _anchor(ref: CaseRef) -> Path:
+    """The folder that names a case: a loose file's folder, or the folder holding the patient
+    or case folder."""
+    folder = ref.images[0].resolve().parent
+    return folder if ref.output == Path(".") and len(ref.images) == 1 else folder.parent
+
+
 def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False) -> SegmentationRun:
     """Segment every input and write its outputs and ``results.jsonl`` under ``out``.
 
@@ -72,7 +133,7 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
 
     check_output_folder(out, overwrite)
     run = SegmentationRun()
-    jobs = collect(inputs, predictor, run.problems)
+    jobs = plan_outputs(collect(inputs, predictor, run.problems), out, overwrite, run.problems)
     for reader, ref in track(jobs, description="segmenting", transient=True, disable=len(jobs) < 2):
         started = time.perf_counter()
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 
@@ -138,12 +138,37 @@ class DatasetType:
 
     def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
         """Write a predicted label map (``case.spatial_shape`` uint8) under ``out`` in the type's
-        formats; return the JSON records for ``results.jsonl``.
+        formats, at the paths :meth:`outputs` names; return the JSON records for ``results.jsonl``.
 
         Raises:
             InputError: an output exists and ``overwrite`` is false (checked before writing any).
         """
         raise NotImplementedError
+
+    def outputs(self, ref: CaseRef) -> list[Path]:
+        """The files :meth:`write` makes for ``ref``, relative to ``--out`` (under ``ref.output``),
+        known before anything is read, so ``segment`` checks collisions and existing files first."""
+        raise NotImplementedError
+
+    def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
+        """The problems of one case, one error per problem, each naming its file (``gliomaseg
+        verify``). The type's own rules only; :mod:`gliomaseg.verify` adds the generic checks
+        (label values, empty labels) on the loaded case.
+
+        Args:
+            full: decode every file (NaN, mask values, gzip checksums); ``False``: only what
+                headers tell (readable, shapes, affines), the cheap part ``train`` and
+                ``evaluate`` run first.
+
+        The default reads the case (``full`` only) and yields its first problem; types
+        override it to check file by file.
+        """
+        if not full:
+            return
+        try:
+            self.load(ref)
+        except InputError as exc:
+            yield exc
 
 
 DATASETS: dict[str, DatasetType] = {}
@@ -199,6 +224,17 @@ def resolve_dataset(path: str | Path, declared: str = "auto") -> DatasetType:
                              "but the config's data.dataset says so")
         return declared_type
     return detect_dataset(path)
+
+
+def existing_outputs(paths: list[Path]) -> None:
+    """Refuse to replace files ``--overwrite`` was not given for.
+
+    Raises:
+        InputError: the first of ``paths`` that exists.
+    """
+    for path in paths:
+        if path.exists():
+            raise InputError(path, "already exists; pass --overwrite to replace it")
 
 
 def visible(path: Path) -> bool:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, register, visible
-from .io import write_png_atomic
+from .base import Case, CaseRef, DatasetType, existing_outputs, register, visible
+from .io import NIFTI_SUFFIXES, nifti_array, read_nifti, write_png_atomic
 from .labels import BratsRegions
 from .overlays import brats_montage
 
@@ -34,7 +35,6 @@ CONVENTIONS = {
     "2018-2021": ("_", ("t1", "t1ce", "t2", "flair"), 4),
     "2023": ("-", ("t1n", "t1c", "t2w", "t2f"), 3),
 }
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
 AFFINE_TOLERANCE = 1e-3  # mm
 
 
@@ -99,28 +99,6 @@ def find_cases(root: str | Path, require_label: bool = True, problems: list[Inpu
     return cases
 
 
-def _read(path: Path):
-    import nibabel as nib
-
-    if not path.name.endswith(NIFTI_SUFFIXES):
-        raise InputError(path, "not a NIfTI file (.nii or .nii.gz)")
-    try:
-        image = nib.load(str(path))
-        image.dataobj.shape  # noqa: B018  header parsed
-    except Exception as exc:  # noqa: BLE001  nibabel raises many types on bad files
-        raise InputError(path, f"not a readable NIfTI volume ({exc.__class__.__name__}: {exc})") from None
-    if len(image.shape) != 3:
-        raise InputError(path, f"expected a 3D volume, got shape {image.shape}")
-    return image
-
-
-def _array(path: Path, image, dtype) -> np.ndarray:
-    try:
-        return np.asarray(image.dataobj, dtype=dtype)
-    except Exception as exc:  # noqa: BLE001  truncated or corrupt data blocks fail in many ways
-        raise InputError(path, f"corrupt or truncated NIfTI data ({exc.__class__.__name__}: {exc})") from None
-
-
 def load_case(ref: CaseRef, channels: int | None = None) -> Case:
     """Read and check a case.
 
@@ -130,34 +108,49 @@ def load_case(ref: CaseRef, channels: int | None = None) -> Case:
         affine and header as its grid.
 
     Raises:
-        InputError: unreadable file, a sequence whose shape or affine differs from the first
-            one's, label values outside the case's convention, or a model asking for another
+        InputError: unreadable, corrupt or truncated file (:func:`~.io.read_nifti`), NaN or
+            infinite voxels, a sequence whose shape or affine differs from the first one's, label values outside the case's convention, or a model asking for another
             number of channels than the four sequences.
     """
     if channels not in (None, len(SEQUENCES)):
         raise InputError(ref.images[0].parent, f"the model needs {channels} input channels; a BraTS case has {len(SEQUENCES)} sequences")
     convention = BratsRegions(enhancing_label=CONVENTIONS[ref.info["convention"]][2])
-    reference = _read(ref.images[0])
+    reference = read_nifti(ref.images[0])
     shape, affine = reference.shape, reference.affine
     images = []
     for path in ref.images:
-        image = reference if path == ref.images[0] else _read(path)
+        image = reference if path == ref.images[0] else read_nifti(path)
         _check_grid(path, image, shape, affine, ref.images[0])
-        images.append(_array(path, image, np.float32))
+        images.append(nifti_array(path, image, np.float32))
     label = None
     if ref.labels is not None:
         path = ref.labels[0]
-        image = _read(path)
+        image = read_nifti(path)
         _check_grid(path, image, shape, affine, ref.images[0])
-        label = _array(path, image, None)
-        found = set(np.unique(label).astype(int).tolist())
-        if not found <= set(convention.allowed):
-            raise InputError(path, f"label values {sorted(found - set(convention.allowed))} outside the BraTS "
-                             f"{ref.info['convention']} convention {sorted(convention.allowed)}")
-        label = label.astype(np.uint8)
+        label = _check_labels(path, nifti_array(path, image, None), ref.info["convention"])
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
     return Case(ref.id, Brats.name, np.stack(images), CHANNEL_NAMES, label, convention, spacing, ref.images,
                 ref.output, (affine, reference.header))
+
+
+def _check_labels(path: Path, label: np.ndarray, convention: str) -> np.ndarray:
+    """``label`` as uint8, checked to hold only the values of the BraTS ``convention``.
+
+    Raises:
+        InputError: other values (naming them), or values that are not whole numbers.
+    """
+    allowed = set(BratsRegions(enhancing_label=CONVENTIONS[convention][2]).allowed)
+    values = np.unique(label)
+    found = set(values.astype(int).tolist())
+    if not found <= allowed or not np.array_equal(values, values.astype(int)):
+        odd = sorted(found - allowed) or [v for v in values.tolist() if v != int(v)][:5]
+        raise InputError(path, f"label values {odd} outside the BraTS {convention} convention {sorted(allowed)}")
+    return label.astype(np.uint8)
+
+
+def _outputs(case_id: str, output: Path) -> list[Path]:
+    """``<case>_seg.nii.gz`` and ``<case>_montage.png`` under ``output``."""
+    return [output / f"{case_id}_seg.nii.gz", output / f"{case_id}_montage.png"]
 
 
 def write_label_map(path: str | Path, label: np.ndarray, grid) -> None:
@@ -213,11 +206,9 @@ class Brats(DatasetType):
         return load_case(ref, channels)
 
     def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
-        label_path, montage_path = out / f"{case.id}_seg.nii.gz", out / f"{case.id}_montage.png"
+        label_path, montage_path = (out / path for path in _outputs(case.id, case.output))
         if not overwrite:
-            for path in (label_path, montage_path):
-                if path.exists():
-                    raise InputError(path, "already exists; pass --overwrite to replace it")
+            existing_outputs([label_path, montage_path])
         write_label_map(label_path, label, case.grid)
         flair = case.images[case.channels.index("FLAIR")]
         write_png_atomic(montage_path, brats_montage(flair, label, case.labels.enhancing_label))
@@ -227,3 +218,28 @@ class Brats(DatasetType):
         return [{"type": "case", "case": case.id, "folder": str(case.sources[0].parent), "convention": convention,
                  "seg": str(label_path), "montage": str(montage_path),
                  "volume_cm3": {name: round(float(r.sum()) * voxel_cm3, 3) for name, r in zip(case.labels.regions, regions)}}]
+
+    def outputs(self, ref: CaseRef) -> list[Path]:
+        return _outputs(ref.id, ref.output)
+
+    def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
+        """Each volume on its own: readable (headers; with ``full`` the whole gzip stream, NaN
+        and infinite voxels, label values of the case's convention), the first sequence's shape
+        and affine; with ``full``, extra files in the case folder."""
+        expected = {*ref.images, *(ref.labels or ())}
+        folder = ref.images[0].parent
+        for path in sorted(p for p in folder.iterdir() if full and visible(p) and p not in expected):
+            yield InputError(path, f"extra file in case {ref.id}: not one of its four sequences or its label map")
+        reference = None
+        for path in sorted(expected, key=[*ref.images, *(ref.labels or ())].index):
+            try:
+                image = read_nifti(path, header_only=not full)
+                if reference is None:
+                    reference = path, image.shape, image.affine
+                _check_grid(path, image, reference[1], reference[2], reference[0])
+                if full:
+                    array = nifti_array(path, image, None)
+                    if ref.labels and path == ref.labels[0]:
+                        _check_labels(path, array, ref.info["convention"])
+            except InputError as exc:
+                yield exc

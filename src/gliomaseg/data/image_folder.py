@@ -34,18 +34,20 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import yaml
 
 from ..errors import InputError, read_each
 from .base import Case, CaseRef, DatasetType, register, visible
-from .io import IMAGE_SUFFIXES, decode_image, drop_alpha, mask_values, to_uint8, write_slice_outputs
+from .io import (IMAGE_SUFFIXES, MASK_SUFFIX, decode_image, drop_alpha, range_note, read_mask, slice_outputs, to_uint8,
+                 verify_slices, warn_once, write_slice_outputs)
 from .labels import BinaryLabels
 
 log = logging.getLogger("gliomaseg")
 
-MASK = "_mask"
+MASK = MASK_SUFFIX
 CONFIG = "dataset.yaml"
 GREY, RGB = ("grey",), ("red", "green", "blue")
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
@@ -211,13 +213,13 @@ def _say(message: str) -> None:
 class _Slice:
     """One decoded image: ``array`` ``(H, W, 1 or 3)`` uint8 without alpha, whether its content
     is grey, whether it had alpha, what the file held (e.g. ``RGBA PNG``) and, for values that
-    were not uint8, their dtype (rescaled to 0..255)."""
+    were not uint8, how they were brought to 0..255 (:func:`~.io.range_note`)."""
 
     array: np.ndarray
     grey: bool
     alpha: bool
     what: str
-    rescaled_from: str | None
+    rescaled: str | None
 
 
 def _read_slice(path: Path) -> _Slice:
@@ -234,15 +236,15 @@ def _read_slice(path: Path) -> _Slice:
     array = to_uint8(drop_alpha(raw))
     grey = array.shape[-1] == 1 or bool((array[..., 1:] == array[..., :1]).all())
     return _Slice(array, grey, raw.shape[-1] in (2, 4), f"{LAYOUTS[raw.shape[-1]]} {FORMATS[path.suffix.lower()]}",
-                  None if raw.dtype == np.uint8 else str(raw.dtype))
+                  range_note(raw))
 
 
 def _convert(path: Path, image: _Slice, channels: int) -> np.ndarray:
     """``image`` as ``(H, W, channels)`` uint8; says what was converted, once per kind and folder."""
     array, colour = image.array, image.array.shape[-1] == 3
     notes = ["alpha dropped"] if image.alpha else []
-    if image.rescaled_from:
-        notes.append(f"{image.rescaled_from} values rescaled to 0..255 by each image's maximum")
+    if image.rescaled:
+        warn_once(f"{path.parent}: {image.rescaled}")
     content = ""
     if channels == 1 and colour:
         content = " with grey content" if image.grey else " with colour content"
@@ -268,15 +270,10 @@ def _read_label(path: Path, size: tuple[int, int]) -> np.ndarray:
         InputError: unreadable, several different channels, values other than 0/255 or 0/1,
             or a size other than ``size`` (its image's).
     """
-    mask = mask_values(path)
+    mask = read_mask(path)
     if mask.shape != size:
         raise InputError(path, f"mask of size {mask.shape} does not match its image's {size}")
-    values = np.unique(mask)
-    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
-        shown = values.tolist() if len(values) <= 6 else [*values[:3].tolist(), "...", *values[-3:].tolist()]
-        count = f" ({len(values)} distinct)" if len(values) > 6 else ""
-        raise InputError(path, f"mask values [{', '.join(map(str, shown))}]{count} are not binary (0/255 or 0/1)")
-    return (mask > 0).astype(np.uint8)
+    return mask.astype(np.uint8)
 
 
 @register
@@ -329,4 +326,11 @@ class ImageFolder(DatasetType):
                     label, BinaryLabels(), None, ref.images, ref.output)
 
     def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
-        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output != Path("."))
+        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
+
+    def outputs(self, ref: CaseRef) -> list[Path]:
+        return slice_outputs(ref.output, ref.images)
+
+    def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
+        """Every image and mask of the case (:func:`~.io.verify_slices`)."""
+        yield from verify_slices(ref.images, ref.labels, lambda path: _read_slice(path).array, full)

@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from ..errors import InputError, read_each
 from .base import Case, CaseRef, DatasetType, register, visible
-from .io import IMAGE_SUFFIXES, read_image, read_mask, write_slice_outputs
+from .io import IMAGE_SUFFIXES, is_mask_file, read_image, read_mask, slice_outputs, verify_slices, write_slice_outputs
 from .labels import BinaryLabels
 
 _SLICE = re.compile(r"^(?P<stem>.+?)_(?P<num>\d+)(?P<mask>_mask)?$")
@@ -41,8 +42,9 @@ def scan_patient_folder(folder: str | Path, masks: str = "required") -> CaseRef:
             file), ``"optional"`` (paired when present) or ``"ignored"`` (``segment``).
 
     Raises:
-        InputError: no slices, a slice without its mask (when required), or a mask without
-            its slice (unless ignored).
+        InputError: no slices, two slices (or masks) with one slice number (``_10`` and
+            ``_010``), a slice without its mask (when required), or a mask without its slice
+            (unless ignored).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -52,7 +54,12 @@ def scan_patient_folder(folder: str | Path, masks: str = "required") -> CaseRef:
         match = _SLICE.match(path.stem)
         if not path.is_file() or path.suffix.lower() not in IMAGE_SUFFIXES or not match:
             continue
-        (mask_paths if match.group("mask") else images)[int(match.group("num"))] = path
+        found = mask_paths if match.group("mask") else images
+        number = int(match.group("num"))
+        if number in found:
+            first, again = sorted([found[number], path])
+            raise InputError(again, f"slice number {number} twice in this patient (also {first.name}); keep one")
+        found[number] = path
     if not images:
         raise InputError(folder, "no image slices (<name>_<n>.tif) in this folder")
     order = sorted(images)
@@ -149,10 +156,15 @@ class Kaggle3m(DatasetType):
         return find_patients(root, "required" if require_labels else "ignored", problems)
 
     def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
-        """A patient folder, a folder of them, or a loose slice file (``*_mask`` files are labels: skipped)."""
+        """A patient folder, a folder of them, or a loose slice file.
+
+        Raises:
+            InputError: a loose file named as a mask (``<stem>_mask.<ext>``), or of a type that
+                is not an image.
+        """
         if path.is_file():
-            if _SLICE.match(path.stem) and _SLICE.match(path.stem).group("mask"):
-                return []
+            if is_mask_file(path):
+                raise InputError(path, "is a mask (<stem>_mask), not an image; give segment its image")
             if path.suffix.lower() not in IMAGE_SUFFIXES:
                 raise InputError(path, f"unsupported file type {path.suffix or '(none)'}; expected one of {sorted(IMAGE_SUFFIXES)}")
             return [CaseRef(path.stem, (path,), None, Path("."))]
@@ -164,4 +176,25 @@ class Kaggle3m(DatasetType):
         return load_patient(ref, channels)
 
     def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
-        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output != Path("."))
+        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
+
+    def outputs(self, ref: CaseRef) -> list[Path]:
+        return slice_outputs(ref.output, ref.images)
+
+    def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
+        """With ``full``: slice numbers missing between 1 and the highest, and files in the
+        patient folder that are neither slices nor masks; then every slice and mask
+        (:func:`~.io.verify_slices`)."""
+        yield from verify_slices(ref.images, ref.labels, lambda path: read_image(path, len(CHANNELS)), full)
+        if not full:
+            return
+        folder = ref.images[0].parent
+        numbers = {int(_SLICE.match(path.stem).group("num")) for path in ref.images}
+        missing = sorted(set(range(1, max(numbers) + 1)) - numbers)
+        if missing and len(ref.images) > 1:
+            shown = ", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else "")
+            yield InputError(folder, f"slice number(s) {shown} missing ({len(missing)} of 1..{max(numbers)})")
+        if ref.output != Path("."):
+            known = set(ref.images) | set(ref.labels or ())
+            for path in sorted(p for p in folder.iterdir() if visible(p) and p not in known):
+                yield InputError(path, "extra file: not a <patient>_<n> slice or mask of this folder")

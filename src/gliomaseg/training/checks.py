@@ -26,7 +26,10 @@ def check_config(config: Config, source: str = "config") -> None:
     Raises:
         ConfigError: naming ``source`` and the keys that disagree.
     """
-    dims = spatial_dims(config.model.name)
+    try:
+        dims = spatial_dims(config.model.name)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: model.name: {exc}") from None
     with torch.device("meta"):
         stride = getattr(create_model(config.model), "stride", 1)
     if dims == 3 and config.inference.tta == "flip+rot90":

@@ -40,6 +40,7 @@ from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_initial_weights, load_state, save_model, save_state
 from ..runtime import autocast, memory_format, resolve_device, set_threads
+from ..verify import usable
 from .banks import SliceBank, VolumeBank
 from .checks import check_config
 
@@ -293,10 +294,15 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
     network trains on, keep the val cases for the validator.
 
     Raises:
-        InputError: a case of the split is missing or unreadable.
+        InputError: a case of the split is missing or unreadable; the first problem that the
+            cheap checks of :func:`gliomaseg.verify.usable` find (headers, sizes, grids).
     """
     by_id = {ref.id: ref for ref in dataset.find(data)}
-    require_split_ids(data, split, by_id, dataset.case_noun)
+    problems: list[InputError] = []
+    usable(dataset, [by_id[cid] for cid in require_split_ids(data, split, by_id, dataset.case_noun)], problems)
+    if problems:  # the cheap part of `gliomaseg verify`, before any case is decoded
+        more = f" (and {len(problems) - 1} more problem(s): run gliomaseg verify {data})" if len(problems) > 1 else ""
+        raise InputError(problems[0].path, problems[0].problem + more)
     channels = config.model.in_channels // (2 * config.data.context_slices + 1) if spatial_dims(config.model.name) == 2 else config.model.in_channels
     preprocessing = Preprocessing.from_config(config.data, dataset.volumetric)
     images, targets, tumor = [], [], []
