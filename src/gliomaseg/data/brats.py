@@ -8,24 +8,25 @@ Layouts (one folder per case; ``.nii.gz`` or uncompressed ``.nii``)::
 Labels: 0 background, 1 necrotic and non-enhancing tumor core, 2 peritumoral edema, 4 enhancing
 tumor (3 in BraTS 2023); scored as the regions WT, TC, ET (:class:`~.labels.BratsRegions`).
 Volumes are read with nibabel; every sequence must share the label map's shape and affine.
+Loose NIfTI files and folders of other names are the ``nifti`` type's.
 A case is ``(4, X, Y, Z)`` float32 images (T1, T1ce, T2, FLAIR) on the files' voxel grid with
 its spacing in mm. Outputs: ``<case>_seg.nii.gz``, the label map in the case's convention on
-its grid and affine, and ``<case>_montage.png``.
+its grid and affine, ``<case>_montage.png`` and, with ``--save-probabilities``,
+``<case>_probabilities.nii.gz`` (:func:`~.volumes.write_volume_outputs`).
 """
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, register, visible
+from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
 from .io import write_png_atomic
 from .labels import BratsRegions
 from .overlays import brats_montage
+from .volumes import AFFINE_TOLERANCE, NIFTI_SUFFIXES, VolumeGrid, nifti_array, read_nifti, write_volume_outputs
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
 CHANNEL_NAMES = ("T1", "T1ce", "T2", "FLAIR")
@@ -34,13 +35,16 @@ CONVENTIONS = {
     "2018-2021": ("_", ("t1", "t1ce", "t2", "flair"), 4),
     "2023": ("-", ("t1n", "t1c", "t2w", "t2f"), 3),
 }
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-AFFINE_TOLERANCE = 1e-3  # mm
 
 
 def holds_nifti(folder: Path) -> bool:
-    """Whether ``folder`` directly holds NIfTI files (a BraTS case folder)."""
-    return folder.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in folder.iterdir() if visible(p))
+    """Whether ``folder`` directly holds a NIfTI file named the BraTS way (``<folder>_t1.nii.gz``,
+    ``<folder>-t2f.nii``, ...): a BraTS case folder."""
+    if not folder.is_dir():
+        return False
+    names = {f"{folder.name}{sep}{key}{suffix}" for sep, keys, _ in CONVENTIONS.values() for key in (*keys, "seg")
+             for suffix in NIFTI_SUFFIXES}
+    return any(p.name in names for p in folder.iterdir())
 
 
 def _file(folder: Path, sep: str, key: str) -> Path:
@@ -99,28 +103,6 @@ def find_cases(root: str | Path, require_label: bool = True, problems: list[Inpu
     return cases
 
 
-def _read(path: Path):
-    import nibabel as nib
-
-    if not path.name.endswith(NIFTI_SUFFIXES):
-        raise InputError(path, "not a NIfTI file (.nii or .nii.gz)")
-    try:
-        image = nib.load(str(path))
-        image.dataobj.shape  # noqa: B018  header parsed
-    except Exception as exc:  # noqa: BLE001  nibabel raises many types on bad files
-        raise InputError(path, f"not a readable NIfTI volume ({exc.__class__.__name__}: {exc})") from None
-    if len(image.shape) != 3:
-        raise InputError(path, f"expected a 3D volume, got shape {image.shape}")
-    return image
-
-
-def _array(path: Path, image, dtype) -> np.ndarray:
-    try:
-        return np.asarray(image.dataobj, dtype=dtype)
-    except Exception as exc:  # noqa: BLE001  truncated or corrupt data blocks fail in many ways
-        raise InputError(path, f"corrupt or truncated NIfTI data ({exc.__class__.__name__}: {exc})") from None
-
-
 def load_case(ref: CaseRef, channels: int | None = None) -> Case:
     """Read and check a case.
 
@@ -137,19 +119,19 @@ def load_case(ref: CaseRef, channels: int | None = None) -> Case:
     if channels not in (None, len(SEQUENCES)):
         raise InputError(ref.images[0].parent, f"the model needs {channels} input channels; a BraTS case has {len(SEQUENCES)} sequences")
     convention = BratsRegions(enhancing_label=CONVENTIONS[ref.info["convention"]][2])
-    reference = _read(ref.images[0])
+    reference = read_nifti(ref.images[0])
     shape, affine = reference.shape, reference.affine
     images = []
     for path in ref.images:
-        image = reference if path == ref.images[0] else _read(path)
+        image = reference if path == ref.images[0] else read_nifti(path)
         _check_grid(path, image, shape, affine, ref.images[0])
-        images.append(_array(path, image, np.float32))
+        images.append(nifti_array(path, image, np.float32))
     label = None
     if ref.labels is not None:
         path = ref.labels[0]
-        image = _read(path)
+        image = read_nifti(path)
         _check_grid(path, image, shape, affine, ref.images[0])
-        label = _array(path, image, None)
+        label = nifti_array(path, image, None)
         found = set(np.unique(label).astype(int).tolist())
         if not found <= set(convention.allowed):
             raise InputError(path, f"label values {sorted(found - set(convention.allowed))} outside the BraTS "
@@ -157,20 +139,7 @@ def load_case(ref: CaseRef, channels: int | None = None) -> Case:
         label = label.astype(np.uint8)
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
     return Case(ref.id, Brats.name, np.stack(images), CHANNEL_NAMES, label, convention, spacing, ref.images,
-                ref.output, (affine, reference.header))
-
-
-def write_label_map(path: str | Path, label: np.ndarray, grid) -> None:
-    """Write ``label`` (``(X, Y, Z)`` uint8) as a gzipped NIfTI on ``grid`` (affine, header: qform
-    and sform codes, units), data type uint8, atomically."""
-    import nibabel as nib
-
-    affine, header = grid
-    image = nib.Nifti1Image(label.astype(np.uint8), affine, header.copy() if header is not None else None)
-    image.set_data_dtype(np.uint8)
-    image.header.set_slope_inter(1, 0)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1))
+                ref.output, VolumeGrid(affine, shape, reference.header))
 
 
 def _check_grid(path: Path, image, shape: tuple, affine: np.ndarray, reference: Path) -> None:
@@ -190,10 +159,9 @@ class Brats(DatasetType):
     channels = CHANNEL_NAMES
     case_noun = "case"
     volumetric = True
+    orientation = ("L", "P", "S")  # the challenge's files (affine diag(-1, -1, 1)): the bundled model's training layout
 
     def detect(self, path: Path) -> bool:
-        if path.is_file():
-            return path.name.endswith(NIFTI_SUFFIXES)
         if not path.is_dir():
             return False
         candidates = [path, *(p for p in path.iterdir() if p.is_dir())]
@@ -204,7 +172,8 @@ class Brats(DatasetType):
     def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
         return find_cases(root, require_labels, problems)
 
-    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
+    def inputs(self, path: Path, problems: list[InputError], sequences: dict[str, str] | None = None) -> list[CaseRef]:
+        self.reject_sequences(path, sequences)
         if not path.is_dir():
             raise InputError(path, "expected a BraTS case folder (its four sequences as NIfTI) or a folder of them")
         return find_cases(path, require_label=False, problems=problems)
@@ -212,18 +181,11 @@ class Brats(DatasetType):
     def load(self, ref: CaseRef, channels: int | None = None) -> Case:
         return load_case(ref, channels)
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
-        label_path, montage_path = out / f"{case.id}_seg.nii.gz", out / f"{case.id}_montage.png"
-        if not overwrite:
-            for path in (label_path, montage_path):
-                if path.exists():
-                    raise InputError(path, "already exists; pass --overwrite to replace it")
-        write_label_map(label_path, label, case.grid)
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
+        montage_path = out / case.output / f"{case.id}_montage.png"
+        record, _ = write_volume_outputs(case, label, probabilities, out, overwrite, options, {"montage": montage_path})
         flair = case.images[case.channels.index("FLAIR")]
         write_png_atomic(montage_path, brats_montage(flair, label, case.labels.enhancing_label))
-        voxel_cm3 = float(np.prod(case.spacing)) / 1000.0
-        regions = case.labels.to_regions(label)
         convention = next(name for name, (_, _, et) in CONVENTIONS.items() if et == case.labels.enhancing_label)
-        return [{"type": "case", "case": case.id, "folder": str(case.sources[0].parent), "convention": convention,
-                 "seg": str(label_path), "montage": str(montage_path),
-                 "volume_cm3": {name: round(float(r.sum()) * voxel_cm3, 3) for name, r in zip(case.labels.regions, regions)}}]
+        return [{**record, "folder": str(case.sources[0].parent), "convention": convention}]

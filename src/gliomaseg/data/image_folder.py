@@ -39,7 +39,7 @@ import numpy as np
 import yaml
 
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, register, visible
+from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
 from .io import IMAGE_SUFFIXES, decode_image, drop_alpha, mask_values, to_uint8, write_slice_outputs
 from .labels import BinaryLabels
 
@@ -328,5 +328,6 @@ class ImageFolder(DatasetType):
         return Case(ref.id, self.name, np.ascontiguousarray(images.transpose(2, 0, 1, 3)), GREY if wanted == 1 else RGB,
                     label, BinaryLabels(), None, ref.images, ref.output)
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
         return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output != Path("."))
