@@ -164,16 +164,22 @@ def _non_image(header, path: Path) -> str | None:
     return None
 
 
-def _study_id(root: Path, series: list[Series], studies: int) -> str:
-    """A study's case id: ``root``'s name if it holds one study, else the path of the folder
-    holding all the study's files relative to ``root`` (``/`` as ``_``), else ``root``'s name
-    and the StudyInstanceUID's last component."""
-    if studies == 1:
-        return _safe(root.name)
-    common = Path(os.path.commonpath([s.folder for s in series]))
-    if common != root:
-        return _safe("_".join(common.relative_to(root).parts))
-    return _safe(f"{root.name}_{series[0].study.rsplit('.', 1)[-1]}")
+def study_ids(root: Path, studies: dict[str, list[Series]]) -> dict[str, str]:
+    """Case ids of the studies under ``root``: ``root``'s name for a single study; else the
+    first folder under ``root`` holding all of a study's files, or the whole path to that
+    folder (``/`` as ``_``) where several studies share the first, or ``root``'s name and the
+    StudyInstanceUID's last component for studies mixed in one folder."""
+    if len(studies) == 1:
+        return {uid: _safe(root.name) for uid in studies}
+    relative = {uid: Path(os.path.commonpath([s.folder for s in series])).relative_to(root) for uid, series in studies.items()}
+    firsts = [path.parts[0] for path in relative.values() if path.parts]
+    ids = {}
+    for uid, path in relative.items():
+        if not path.parts:
+            ids[uid] = f"{root.name}_{uid.rsplit('.', 1)[-1]}"
+        else:
+            ids[uid] = path.parts[0] if firsts.count(path.parts[0]) == 1 else "_".join(path.parts)
+    return {uid: _safe(name) for uid, name in ids.items()}
 
 
 def series_volume(series: Series) -> tuple[Volume, list]:
@@ -221,10 +227,7 @@ def series_volume(series: Series) -> tuple[Volume, list]:
             dataset = pydicom.dcmread(path)
             values = dataset.pixel_array.astype(np.float32)
         except Exception as exc:  # noqa: BLE001  pydicom and its decoders fail in many ways on bad data
-            syntax = getattr(getattr(locals().get("dataset"), "file_meta", None), "TransferSyntaxUID", None)
-            what = f"transfer syntax {syntax.name}" if syntax is not None else "pixel data"
-            raise InputError(path, f"{series.label}: cannot decode {what} ({exc.__class__.__name__}: {exc}); "
-                             "a truncated file or a compression without its decoder") from None
+            raise InputError(path, f"{series.label}: {_pixel_problem(path, exc)}") from None
         if values.shape != size:
             raise InputError(path, f"{series.label}: pixel data of shape {values.shape}, expected {size}")
         slope, intercept = _float(dataset.get("RescaleSlope")), _float(dataset.get("RescaleIntercept"))
@@ -236,6 +239,21 @@ def series_volume(series: Series) -> tuple[Volume, list]:
     lps[:3, 3] = np.asarray(series.headers[order[0]].ImagePositionPatient, float)
     array = np.stack(slices, axis=-1).transpose(1, 0, 2)  # (rows, columns, k) -> (i, j, k)
     return Volume(np.ascontiguousarray(array), lps_to_ras(lps), series.folder, series.label), [series.headers[i] for i in order]
+
+
+def _pixel_problem(path: Path, exc: Exception) -> str:
+    """Why a file's pixel data could not be read, in words: truncated, or a compressed transfer
+    syntax without a decoder (or with corrupt data)."""
+    import pydicom
+
+    reason = f"{exc.__class__.__name__}: {exc}"
+    try:
+        syntax = pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID
+    except Exception:  # noqa: BLE001  the header itself is cut short
+        return f"truncated file ({reason})"
+    if syntax.is_compressed:
+        return f"cannot decode transfer syntax {syntax.name} ({reason}): no decoder for it, or corrupt data"
+    return f"truncated or corrupt pixel data ({syntax.name}; {reason})"
 
 
 @dataclass(frozen=True)
@@ -320,9 +338,9 @@ class Dicom(StudyType):
         studies, notes = scan(path, problems)
         if not studies:
             raise InputError(path, "no DICOM image series found" + (f" ({len(notes)} non-image object(s) skipped)" if notes else ""))
-        refs = []
-        for series in studies.values():
-            case_id = _study_id(path, series, len(studies))
+        refs, ids = [], study_ids(path, studies)
+        for uid, series in studies.items():
+            case_id = ids[uid]
             folders = {s.folder for s in series}
             own = [text for file, text in notes if len(studies) == 1 or file.parent in folders]
             refs.append(CaseRef(case_id, tuple(f for s in series for f in s.files), None, Path("."),
