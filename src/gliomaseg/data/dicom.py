@@ -360,7 +360,7 @@ class Dicom(StudyType):
         chosen = choose(candidates, layout, ref.info.get("sequences", {}), ref.images[0].parent)
         read = {key: series_volume(c.item) for key, c in chosen.items()}
         volumes = {key: volume for key, (volume, _) in read.items()}
-        case = assemble(ref.id, self.name, volumes, layout, tuple(c.item.folder for c in chosen.values()), ref.output)
+        case = assemble(ref.id, self.name, volumes, layout, ref.output)
         grid = case.grid
         return replace(case, grid=DicomGrid(grid.affine, grid.shape, grid.header, grid.to_model,
                                             tuple(read["flair"][1]), ref.info.get("notes", ())))

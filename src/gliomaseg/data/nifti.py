@@ -94,7 +94,7 @@ class Nifti(StudyType):
         where = ref.images[0] if len(ref.images) == 1 else ref.images[0].parent
         chosen = choose(candidates(ref, ref.info.get("sequences", {})), layout, ref.info.get("sequences", {}), where)
         volumes = {key: read_volume(candidate.item) for key, candidate in chosen.items()}
-        return assemble(ref.id, self.name, volumes, layout, tuple(volumes[k].source for k in volumes), ref.output)
+        return assemble(ref.id, self.name, volumes, layout, ref.output)
 
     def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
               options: WriteOptions = WriteOptions()) -> list[dict]:

@@ -240,8 +240,7 @@ def model_layout(channels: int) -> DatasetType:
     return found[0]
 
 
-def assemble(case_id: str, dataset: str, volumes: dict[str, Volume], layout: DatasetType,
-             sources: tuple[Path, ...], output: Path = Path(".")) -> Case:
+def assemble(case_id: str, dataset: str, volumes: dict[str, Volume], layout: DatasetType, output: Path = Path(".")) -> Case:
     """A case in ``layout``'s channels and orientation from sequence volumes.
 
     Args:
@@ -252,20 +251,21 @@ def assemble(case_id: str, dataset: str, volumes: dict[str, Volume], layout: Dat
 
     Returns:
         a case ``(C, *spatial)`` float32 in ``layout.orientation``, spacing in mm in that axis
-        order, no label, its :class:`VolumeGrid` the reference's.
+        order, no label, the volumes' sources in channel order, its :class:`VolumeGrid` the reference's.
     """
     from nibabel.orientations import axcodes2ornt, io_orientation, ornt_transform
 
     reference = volumes[REFERENCE]
     grid_transform = ornt_transform(io_orientation(reference.affine), axcodes2ornt(layout.orientation))
     grid = VolumeGrid(reference.affine, reference.array.shape, reference.header, grid_transform)
-    channels = []
+    channels, sources = [], {}
     for key in channel_sequences(layout):
         volume = volumes.get(key, reference)
         channels.append(grid.model_array(on_grid(volume, reference)))
+        sources[volume.source] = None
     spacing = tuple(reference.spacing[int(axis)] for axis in np.argsort(grid_transform[:, 0]))
     return Case(case_id, dataset, np.ascontiguousarray(np.stack(channels), dtype=np.float32), tuple(layout.channels), None,
-                layout.labels, spacing, sources, output, grid)
+                layout.labels, spacing, tuple(sources), output, grid)
 
 
 def on_grid(volume: Volume, reference: Volume) -> np.ndarray:
