@@ -53,7 +53,7 @@ def test_segment_writes_label_maps_on_the_input_grid(segmented):
         assert Image.open(out / f"{case.name}_montage.png").mode == "RGB"
     records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     cases = [r for r in records if r["type"] == "case"]
-    assert len(cases) == 2 and cases[0]["volume_cm3"]["WT"] >= cases[0]["volume_cm3"]["TC"] > 0
+    assert len(cases) == 2 and cases[0]["volume_ml"]["WT"] >= cases[0]["volume_ml"]["TC"] > 0
 
 
 def test_segment_reports_each_bad_case_and_goes_on(segmented):

@@ -378,29 +378,44 @@ def verify(
 @app.command()
 @reports_errors
 def segment(
-    inputs: list[Path] = typer.Argument(..., help="Slice files, patient folders, image folders or BraTS case folders."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks and overlays (volumes: label maps, montages) and results.jsonl."),
+    inputs: list[Path] = typer.Argument(..., help="Slice files, patient folders, image folders, BraTS case folders, "
+                                        "DICOM folders (searched recursively) or NIfTI/NRRD/MHA volumes and folders of them."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for masks and overlays (volumes: label maps, montages, DICOM SEG) and results.jsonl."),
     model: Optional[str] = ModelOption,
+    sequences: list[str] = typer.Option([], "--sequence", help="Which file or series is a sequence: NAME=PATH_OR_SERIES_UID, "
+                                        "NAME one of flair, t1, t1ce, t2 (repeatable); default: identified from names."),
+    save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Volumes: also write <case>_probabilities.nii.gz "
+                                            "(one channel per region, steps of 1/255) on the input's grid."),
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
 ) -> None:
-    """Segment slices and patient folders (mask and overlay PNGs per slice), image folders, or
-    BraTS cases (<case>_seg.nii.gz on the input's grid, montage PNG); results.jsonl.
-    Exit 3 if some inputs were skipped."""
+    """Segment slices and patient folders (mask and overlay PNGs per slice), image folders,
+    BraTS cases (<case>_seg.nii.gz on the input's grid, montage PNG), NIfTI/NRRD/MHA studies
+    (<study>_seg.nii.gz on the FLAIR volume's grid) or DICOM studies (also <study>_seg.dcm,
+    a DICOM SEG on the FLAIR series); results.jsonl with volumes in mL. Studies go to the LGG
+    model unless --model names another (brats: T1, T1ce, T2 and FLAIR). Exit 3 if some inputs
+    were skipped."""
     from .data import detect_dataset
+    from .data.base import WriteOptions
+    from .data.sequences import parse_overrides
+    from .models.weights import DEFAULT_BUNDLED
     from .segmentation import RESULTS, check_output_folder, segment as run_segment
 
+    chosen = parse_overrides(sequences)
     check_output_folder(out, overwrite)
     if model is None:
         kinds = {detect_dataset(path).name for path in inputs if path.exists()}
-        if len(kinds) > 1:
+        if len({DEFAULT_BUNDLED.get(kind, kind) for kind in kinds}) > 1:
             raise InputError(inputs[0], f"the inputs hold different kinds of data ({', '.join(sorted(kinds))}): "
                              "segment them in separate calls, or name one --model for all")
         dataset = kinds.pop() if kinds else "kaggle3m"
     else:
         dataset = "kaggle3m"  # only used when --model is None
-    run = run_segment(inputs, out, _load_predictor(model, postprocess, tta, backend, dataset), overwrite)
+    predictor = _load_predictor(model, postprocess, tta, backend, dataset)
+    name = Path(model).name if model else DEFAULT_BUNDLED.get(dataset, dataset)
+    options = WriteOptions(save_probabilities, f"{name} ({predictor.config.model.name})")
+    run = run_segment(inputs, out, predictor, overwrite, chosen, options)
     print(f"{run.segmented} input(s) segmented -> {out / RESULTS}")
     _report_problems(run.problems, run.segmented)

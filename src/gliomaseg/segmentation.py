@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
-from .data.base import CaseRef, DatasetType, detect_dataset, existing_outputs
+from .data.base import CaseRef, DatasetType, WriteOptions, detect_dataset, existing_outputs
 from .data.io import warn_once
 from .errors import InputError
 from .inference.predictor import Predictor
@@ -60,13 +60,18 @@ def reader_for(path: Path, predictor: Predictor) -> DatasetType:
     return detect_dataset(path)
 
 
-def collect(inputs: list[Path], predictor: Predictor, problems: list[InputError]) -> list[tuple[DatasetType, CaseRef]]:
-    """Turn INPUT arguments into (reader, case) jobs; unusable arguments go to ``problems``."""
+def collect(inputs: list[Path], predictor: Predictor, problems: list[InputError],
+            sequences: dict[str, str] | None = None) -> list[tuple[DatasetType, CaseRef]]:
+    """Turn INPUT arguments into (reader, case) jobs; unusable arguments go to ``problems``.
+
+    Args:
+        sequences: ``--sequence`` choices, passed to every reader (:meth:`DatasetType.inputs`).
+    """
     jobs = []
     for path in inputs:
         try:
             reader = reader_for(path, predictor)
-            jobs.extend((reader, ref) for ref in reader.inputs(path, problems))
+            jobs.extend((reader, ref) for ref in reader.inputs(path, problems, sequences))
         except InputError as exc:
             problems.append(exc)
     return jobs
@@ -123,8 +128,13 @@ def _anchor(ref: CaseRef) -> Path:
     return folder if ref.output == Path(".") and len(ref.images) == 1 else folder.parent
 
 
-def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False) -> SegmentationRun:
+def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False,
+            sequences: dict[str, str] | None = None, options: WriteOptions = WriteOptions()) -> SegmentationRun:
     """Segment every input and write its outputs and ``results.jsonl`` under ``out``.
+
+    Args:
+        sequences: ``--sequence`` choices for studies of several sequences (:mod:`gliomaseg.data.sequences`).
+        options: what the writers write besides the label maps (:class:`~gliomaseg.data.base.WriteOptions`).
 
     Raises:
         InputError: ``out`` is a file, or already holds results and ``overwrite`` is false.
@@ -133,14 +143,14 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
 
     check_output_folder(out, overwrite)
     run = SegmentationRun()
-    jobs = plan_outputs(collect(inputs, predictor, run.problems), out, overwrite, run.problems)
+    jobs = plan_outputs(collect(inputs, predictor, run.problems, sequences), out, overwrite, run.problems)
     for reader, ref in track(jobs, description="segmenting", transient=True, disable=len(jobs) < 2):
         started = time.perf_counter()
         try:
             case = reader.load(ref, predictor.in_channels)
             _prefetch("scipy.ndimage")  # post-processing needs it; its import overlaps the network's forward pass
             prediction = predictor.predict(case)
-            records = reader.write(case, prediction.label, prediction.probabilities, out, overwrite)
+            records = reader.write(case, prediction.label, prediction.probabilities, out, overwrite, options)
         except InputError as exc:
             run.problems.append(exc)
             continue

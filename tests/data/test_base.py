@@ -10,10 +10,12 @@ from gliomaseg.errors import ConfigError, InputError
 
 
 def test_brats_layouts_are_detected(brats_root):
-    """A case folder, the folder of cases and its parent are BraTS; a NIfTI file too."""
+    """A case folder, the folder of cases and its parent are BraTS; a loose NIfTI file is a
+    volume study (the nifti type), which segment reads on its own."""
     case = brats_root / BRATS_TRAIN_CASE
-    for path in (case, brats_root, brats_root.parent, case / f"{BRATS_TRAIN_CASE}_t1.nii.gz"):
+    for path in (case, brats_root, brats_root.parent):
         assert detect_dataset(path).name == "brats", path
+    assert detect_dataset(case / f"{BRATS_TRAIN_CASE}_t1.nii.gz").name == "nifti"
 
 
 def test_lgg_layouts_are_detected(lgg_root, patient_dir):

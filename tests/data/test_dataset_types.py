@@ -17,9 +17,9 @@ from gliomaseg.errors import ConfigError, InputError
 
 
 def test_registered_types_in_detection_order():
-    """brats, image_folder and kaggle3m are registered, in the order detection asks them."""
-    assert list(DATASETS) == ["brats", "image_folder", "kaggle3m"]
-    with pytest.raises(ConfigError, match="registered: brats, image_folder, kaggle3m"):
+    """Every type is registered, in the order detection asks them: specific layouts first."""
+    assert list(DATASETS) == ["brats", "image_folder", "kaggle3m", "dicom", "nifti"]
+    with pytest.raises(ConfigError, match="registered: brats, image_folder, kaggle3m, dicom, nifti"):
         get_dataset("lgg_slices")
 
 

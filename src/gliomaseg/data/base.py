@@ -64,6 +64,20 @@ class Case:
 
 
 @dataclass(frozen=True)
+class WriteOptions:
+    """Output options of ``segment`` that reach every dataset type's writer.
+
+    Attributes:
+        save_probabilities: volumetric types also write the ``(X, Y, Z, K)`` probabilities as a
+            NIfTI on the input's grid (``--save-probabilities``); slice types write none.
+        model: the model's name and version, for outputs that identify the algorithm (DICOM SEG).
+    """
+
+    save_probabilities: bool = False
+    model: str = "gliomaseg"
+
+
+@dataclass(frozen=True)
 class CaseRef:
     """A case found in a folder and not yet read: its id and files.
 
@@ -92,6 +106,10 @@ class DatasetType:
         labels: the type's label convention (a case may refine it, e.g. BraTS 2023's enhancing label).
         case_noun: what a case is, in words and file names: ``patient``, ``case`` or ``slice``.
         volumetric: ``True`` for volumes on a physical grid (no resize; spacing in mm).
+        orientation: for the types models are trained on, the patient directions the spatial
+            axes of its arrays point to, as nibabel axis codes (``("L", "P", "S")``: first axis
+            towards the patient's left, ...); volumes of other types are brought to it before
+            such a model sees them (:mod:`.volumes`). ``None``: not a training layout.
     """
 
     name: ClassVar[str]
@@ -100,6 +118,7 @@ class DatasetType:
     labels: ClassVar[LabelConvention]
     case_noun: ClassVar[str] = "case"
     volumetric: ClassVar[bool] = False
+    orientation: ClassVar[tuple[str, str, str] | None] = None
 
     def detect(self, path: Path) -> bool:
         """Whether ``path`` (a file or folder) holds data of this type."""
@@ -123,9 +142,23 @@ class DatasetType:
         """
         raise NotImplementedError
 
-    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
-        """The cases of one ``segment`` argument (a file or folder; labels not needed)."""
+    def inputs(self, path: Path, problems: list[InputError], sequences: dict[str, str] | None = None) -> list[CaseRef]:
+        """The cases of one ``segment`` argument (a file or folder; labels not needed).
+
+        Args:
+            sequences: explicit sequence choices (``--sequence flair=PATH_OR_SERIES_UID``),
+                for the types that pick sequences among files or series.
+
+        Raises:
+            InputError: ``sequences`` given to a type that has no sequences to choose.
+        """
+        self.reject_sequences(path, sequences)
         return self.find(path, require_labels=False, problems=problems)
+
+    def reject_sequences(self, path: Path, sequences: dict[str, str] | None) -> None:
+        """Raise :class:`InputError` if ``sequences`` are given to a type without sequences to choose."""
+        if sequences:
+            raise InputError(path, f"--sequence applies to NIfTI/NRRD/MHA volumes and DICOM series, not to {self.name} data")
 
     def load(self, ref: CaseRef, channels: int | None = None) -> Case:
         """Read a case. ``channels``: the channel count the model needs, where the type can
@@ -136,9 +169,14 @@ class DatasetType:
         """
         raise NotImplementedError
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
         """Write a predicted label map (``case.spatial_shape`` uint8) under ``out`` in the type's
         formats, at the paths :meth:`outputs` names; return the JSON records for ``results.jsonl``.
+
+        Args:
+            probabilities: ``(K, *spatial)`` float32 in [0, 1], one channel per region.
+            options: what else to write (probability maps of volumes) and the model's name.
 
         Raises:
             InputError: an output exists and ``overwrite`` is false (checked before writing any).

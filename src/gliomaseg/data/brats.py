@@ -8,25 +8,26 @@ Layouts (one folder per case; ``.nii.gz`` or uncompressed ``.nii``)::
 Labels: 0 background, 1 necrotic and non-enhancing tumor core, 2 peritumoral edema, 4 enhancing
 tumor (3 in BraTS 2023); scored as the regions WT, TC, ET (:class:`~.labels.BratsRegions`).
 Volumes are read with nibabel; every sequence must share the label map's shape and affine.
+Loose NIfTI files and folders of other names are the ``nifti`` type's.
 A case is ``(4, X, Y, Z)`` float32 images (T1, T1ce, T2, FLAIR) on the files' voxel grid with
 its spacing in mm. Outputs: ``<case>_seg.nii.gz``, the label map in the case's convention on
-its grid and affine, and ``<case>_montage.png``.
+its grid and affine, ``<case>_montage.png`` and, with ``--save-probabilities``,
+``<case>_probabilities.nii.gz`` (:func:`~.volumes.write_volume_outputs`).
 """
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from ..atomic import atomic_path
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, existing_outputs, register, visible
-from .io import NIFTI_SUFFIXES, nifti_array, read_nifti, write_png_atomic
+from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
+from .io import write_png_atomic
 from .labels import BratsRegions
 from .overlays import brats_montage
+from .volumes import AFFINE_TOLERANCE, NIFTI_SUFFIXES, VolumeGrid, nifti_array, read_nifti, write_volume_outputs
 
 SEQUENCES = ("t1", "t1ce", "t2", "flair")  # channel order of the networks
 CHANNEL_NAMES = ("T1", "T1ce", "T2", "FLAIR")
@@ -35,12 +36,16 @@ CONVENTIONS = {
     "2018-2021": ("_", ("t1", "t1ce", "t2", "flair"), 4),
     "2023": ("-", ("t1n", "t1c", "t2w", "t2f"), 3),
 }
-AFFINE_TOLERANCE = 1e-3  # mm
 
 
 def holds_nifti(folder: Path) -> bool:
-    """Whether ``folder`` directly holds NIfTI files (a BraTS case folder)."""
-    return folder.is_dir() and any(p.name.endswith(NIFTI_SUFFIXES) for p in folder.iterdir() if visible(p))
+    """Whether ``folder`` directly holds a NIfTI file named the BraTS way (``<folder>_t1.nii.gz``,
+    ``<folder>-t2f.nii``, ...): a BraTS case folder."""
+    if not folder.is_dir():
+        return False
+    names = {f"{folder.name}{sep}{key}{suffix}" for sep, keys, _ in CONVENTIONS.values() for key in (*keys, "seg")
+             for suffix in NIFTI_SUFFIXES}
+    return any(p.name in names for p in folder.iterdir())
 
 
 def _file(folder: Path, sep: str, key: str) -> Path:
@@ -130,7 +135,7 @@ def load_case(ref: CaseRef, channels: int | None = None) -> Case:
         label = _check_labels(path, nifti_array(path, image, None), ref.info["convention"])
     spacing = tuple(float(z) for z in reference.header.get_zooms()[:3])
     return Case(ref.id, Brats.name, np.stack(images), CHANNEL_NAMES, label, convention, spacing, ref.images,
-                ref.output, (affine, reference.header))
+                ref.output, VolumeGrid(affine, shape, reference.header))
 
 
 def _check_labels(path: Path, label: np.ndarray, convention: str) -> np.ndarray:
@@ -149,21 +154,9 @@ def _check_labels(path: Path, label: np.ndarray, convention: str) -> np.ndarray:
 
 
 def _outputs(case_id: str, output: Path) -> list[Path]:
-    """``<case>_seg.nii.gz`` and ``<case>_montage.png`` under ``output``."""
+    """``<case>_seg.nii.gz`` and ``<case>_montage.png`` under ``output`` (with
+    ``--save-probabilities`` also ``<case>_probabilities.nii.gz``)."""
     return [output / f"{case_id}_seg.nii.gz", output / f"{case_id}_montage.png"]
-
-
-def write_label_map(path: str | Path, label: np.ndarray, grid) -> None:
-    """Write ``label`` (``(X, Y, Z)`` uint8) as a gzipped NIfTI on ``grid`` (affine, header: qform
-    and sform codes, units), data type uint8, atomically."""
-    import nibabel as nib
-
-    affine, header = grid
-    image = nib.Nifti1Image(label.astype(np.uint8), affine, header.copy() if header is not None else None)
-    image.set_data_dtype(np.uint8)
-    image.header.set_slope_inter(1, 0)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(gzip.compress(image.to_bytes(), compresslevel=1))
 
 
 def _check_grid(path: Path, image, shape: tuple, affine: np.ndarray, reference: Path) -> None:
@@ -183,10 +176,9 @@ class Brats(DatasetType):
     channels = CHANNEL_NAMES
     case_noun = "case"
     volumetric = True
+    orientation = ("L", "P", "S")  # the challenge's files (affine diag(-1, -1, 1)): the bundled model's training layout
 
     def detect(self, path: Path) -> bool:
-        if path.is_file():
-            return path.name.endswith(NIFTI_SUFFIXES)
         if not path.is_dir():
             return False
         candidates = [path, *(p for p in path.iterdir() if p.is_dir())]
@@ -197,7 +189,8 @@ class Brats(DatasetType):
     def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
         return find_cases(root, require_labels, problems)
 
-    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
+    def inputs(self, path: Path, problems: list[InputError], sequences: dict[str, str] | None = None) -> list[CaseRef]:
+        self.reject_sequences(path, sequences)
         if not path.is_dir():
             raise InputError(path, "expected a BraTS case folder (its four sequences as NIfTI) or a folder of them")
         return find_cases(path, require_label=False, problems=problems)
@@ -205,19 +198,14 @@ class Brats(DatasetType):
     def load(self, ref: CaseRef, channels: int | None = None) -> Case:
         return load_case(ref, channels)
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
-        label_path, montage_path = (out / path for path in _outputs(case.id, case.output))
-        if not overwrite:
-            existing_outputs([label_path, montage_path])
-        write_label_map(label_path, label, case.grid)
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
+        montage_path = out / _outputs(case.id, case.output)[1]
+        record, _ = write_volume_outputs(case, label, probabilities, out, overwrite, options, {"montage": montage_path})
         flair = case.images[case.channels.index("FLAIR")]
         write_png_atomic(montage_path, brats_montage(flair, label, case.labels.enhancing_label))
-        voxel_cm3 = float(np.prod(case.spacing)) / 1000.0
-        regions = case.labels.to_regions(label)
         convention = next(name for name, (_, _, et) in CONVENTIONS.items() if et == case.labels.enhancing_label)
-        return [{"type": "case", "case": case.id, "folder": str(case.sources[0].parent), "convention": convention,
-                 "seg": str(label_path), "montage": str(montage_path),
-                 "volume_cm3": {name: round(float(r.sum()) * voxel_cm3, 3) for name, r in zip(case.labels.regions, regions)}}]
+        return [{**record, "folder": str(case.sources[0].parent), "convention": convention}]
 
     def outputs(self, ref: CaseRef) -> list[Path]:
         return _outputs(ref.id, ref.output)

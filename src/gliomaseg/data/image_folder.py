@@ -40,7 +40,7 @@ import numpy as np
 import yaml
 
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, register, visible
+from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
 from .io import (IMAGE_SUFFIXES, MASK_SUFFIX, decode_image, drop_alpha, range_note, read_mask, slice_outputs, to_uint8,
                  verify_slices, warn_once, write_slice_outputs)
 from .labels import BinaryLabels
@@ -325,7 +325,8 @@ class ImageFolder(DatasetType):
         return Case(ref.id, self.name, np.ascontiguousarray(images.transpose(2, 0, 1, 3)), GREY if wanted == 1 else RGB,
                     label, BinaryLabels(), None, ref.images, ref.output)
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
         return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
 
     def outputs(self, ref: CaseRef) -> list[Path]:

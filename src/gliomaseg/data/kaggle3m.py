@@ -25,7 +25,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, register, visible
+from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
 from .io import IMAGE_SUFFIXES, is_mask_file, read_image, read_mask, slice_outputs, verify_slices, write_slice_outputs
 from .labels import BinaryLabels
 
@@ -143,6 +143,9 @@ class Kaggle3m(DatasetType):
     labels = BinaryLabels()
     channels = CHANNELS
     case_noun = "patient"
+    # Axial slices as displayed (radiological convention): rows towards posterior, columns
+    # towards the patient's left, slice numbers upwards (slice 1 at the skull base).
+    orientation = ("P", "L", "S")
 
     def detect(self, path: Path) -> bool:
         if path.is_file():
@@ -155,13 +158,14 @@ class Kaggle3m(DatasetType):
     def find(self, root: Path, require_labels: bool = True, problems: list[InputError] | None = None) -> list[CaseRef]:
         return find_patients(root, "required" if require_labels else "ignored", problems)
 
-    def inputs(self, path: Path, problems: list[InputError]) -> list[CaseRef]:
+    def inputs(self, path: Path, problems: list[InputError], sequences: dict[str, str] | None = None) -> list[CaseRef]:
         """A patient folder, a folder of them, or a loose slice file.
 
         Raises:
             InputError: a loose file named as a mask (``<stem>_mask.<ext>``), or of a type that
-                is not an image.
+                is not an image; ``sequences`` given (slices have no sequences to choose).
         """
+        self.reject_sequences(path, sequences)
         if path.is_file():
             if is_mask_file(path):
                 raise InputError(path, "is a mask (<stem>_mask), not an image; give segment its image")
@@ -175,7 +179,8 @@ class Kaggle3m(DatasetType):
     def load(self, ref: CaseRef, channels: int | None = None) -> Case:
         return load_patient(ref, channels)
 
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool) -> list[dict]:
+    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
         return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
 
     def outputs(self, ref: CaseRef) -> list[Path]:

@@ -26,7 +26,8 @@ from .registry import create_model, spatial_dims
 CONFIG_KEY = "gliomaseg.config"
 # Bundled models by name, and the one each dataset type uses by default.
 BUNDLED = {"lgg": "lgg_unet.safetensors", "brats": "brats_model.safetensors", "t1ce": "t1ce_unet.safetensors"}
-DEFAULT_BUNDLED = {"kaggle3m": "lgg", "brats": "brats", "image_folder": "t1ce"}
+# DICOM and NIfTI studies: the LGG model, which needs FLAIR only; --model brats for four sequences.
+DEFAULT_BUNDLED = {"kaggle3m": "lgg", "brats": "brats", "image_folder": "t1ce", "dicom": "lgg", "nifti": "lgg"}
 
 
 def _save_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
