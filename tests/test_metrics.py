@@ -310,3 +310,60 @@ def test_metrics_from_pooled_counts_equal_metrics_of_concatenation(lgg_root, rea
     # and pooling is not the mean of the per-patient values
     per_patient = [overlap_metrics(p, t)["dice"] for p, t in zip(preds, truths)]
     assert concatenated["dice"] != pytest.approx(np.mean(per_patient), rel=1e-6)
+
+
+def _cube(mask: np.ndarray, corner: tuple[int, int, int], side: int) -> None:
+    x, y, z = corner
+    mask[x:x + side, y:y + side, z:z + side] = True
+
+
+def test_lesion_wise_metrics_by_hand():
+    """BraTS 2023 lesion-wise scores of a hand-made case (1 mm voxels), computed by hand:
+    lesion A (6^3 = 216 voxels) predicted shifted by one voxel: Dice 2*180/432 = 0.8333, HD95
+    1 mm; lesion B (4^3 = 64 > 50 mm^3) missed: Dice 0, HD95 374; lesion C (3^3 = 27 <= 50
+    mm^3) predicted exactly: left out, and its component is no false positive; one predicted
+    cube far from every lesion: a false positive, Dice 0, HD95 374. Score over A, B and the
+    false positive: Dice 0.8333 / 3, HD95 (1 + 374 + 374) / 3."""
+    from gliomaseg.metrics import lesion_wise_metrics
+
+    truth, pred = np.zeros((40, 40, 40), bool), np.zeros((40, 40, 40), bool)
+    _cube(truth, (5, 5, 5), 6)
+    _cube(pred, (6, 5, 5), 6)
+    _cube(truth, (25, 25, 25), 4)
+    _cube(truth, (5, 30, 30), 3)
+    _cube(pred, (5, 30, 30), 3)
+    _cube(pred, (30, 5, 30), 3)
+    got = lesion_wise_metrics(pred, truth, (1.0, 1.0, 1.0))
+    assert got["lesions"] == 2 and got["detected"] == 1 and got["false_positives"] == 1
+    assert got["lesion_dice"] == pytest.approx((2 * 180 / 432) / 3)
+    assert got["lesion_hd95"] == pytest.approx((1.0 + 374.0 + 374.0) / 3)
+    # 2 mm voxels: C is 216 mm^3 and counts (perfect: Dice 1, HD95 0); HD95 of A doubles to 2 mm
+    got = lesion_wise_metrics(pred, truth, (2.0, 2.0, 2.0))
+    assert got["lesions"] == 3 and got["detected"] == 2
+    assert got["lesion_dice"] == pytest.approx((2 * 180 / 432 + 1.0) / 4)
+    assert got["lesion_hd95"] == pytest.approx((2.0 + 374.0 + 0.0 + 374.0) / 4)
+
+
+def test_lesion_wise_grouping_and_empty_cases():
+    """Ground-truth fragments 2 voxels apart are one lesion (within the 3-voxel growth), 8
+    apart two; empty truth and prediction score Dice 1, HD95 0; a prediction on an empty
+    truth gives a false positive per predicted component (predictions are not grouped: the
+    two fragments are two; Dice 0, HD95 374); nothing predicted on a lesion: Dice 0."""
+    from gliomaseg.metrics import lesion_wise_metrics
+
+    spacing = (1.0, 1.0, 1.0)
+    near, far = np.zeros((30, 30, 30), bool), np.zeros((30, 30, 30), bool)
+    _cube(near, (5, 5, 5), 4)
+    _cube(near, (5, 5, 11), 4)  # a gap of 2 voxels (z = 9, 10)
+    _cube(far, (5, 5, 5), 4)
+    _cube(far, (5, 5, 17), 4)  # a gap of 8 voxels
+    assert lesion_wise_metrics(near, near, spacing)["lesions"] == 1
+    assert lesion_wise_metrics(far, far, spacing)["lesions"] == 2
+    assert lesion_wise_metrics(far, far, spacing)["lesion_dice"] == 1.0
+    empty = np.zeros_like(near)
+    assert lesion_wise_metrics(empty, empty, spacing) == {"lesion_dice": 1.0, "lesion_hd95": 0.0, "lesions": 0.0,
+                                                          "detected": 0.0, "false_positives": 0.0}
+    false = lesion_wise_metrics(near, empty, spacing)
+    assert (false["lesion_dice"], false["lesion_hd95"], false["false_positives"]) == (0.0, 374.0, 2.0)
+    missed = lesion_wise_metrics(empty, far, spacing)
+    assert (missed["lesion_dice"], missed["lesion_hd95"], missed["detected"]) == (0.0, 374.0, 0.0)

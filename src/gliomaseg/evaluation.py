@@ -9,7 +9,8 @@ summarised also over the slices whose truth shows tumor; global, all voxels pool
 pixels (slice images carry no spacing).
 
 BraTS regions: per case and region (WT, TC, ET), Dice, HD95 in mm, sensitivity, specificity and
-volumes, as the challenge reports them (:func:`gliomaseg.metrics.brats_region_metrics`).
+volumes, as the challenge reports them (:func:`gliomaseg.metrics.brats_region_metrics`), and
+the BraTS 2023 lesion-wise Dice and HD95 (:func:`gliomaseg.metrics.lesion_wise_metrics`).
 
 Files: ``per_slice.csv`` (binary), ``per_<patient|case>.csv`` (one row per case, unless cases
 are single slices), ``summary.json``.
@@ -30,10 +31,14 @@ from .data.base import Case, CaseRef, DatasetType
 from .data.labels import BinaryLabels
 from .errors import InputError
 from .inference.predictor import Predictor
-from .metrics import METRICS, brats_region_metrics, confusion_counts, metrics_from_counts, segmentation_metrics, summarize
+from .metrics import (METRICS, brats_region_metrics, confusion_counts, lesion_wise_metrics, metrics_from_counts,
+                      segmentation_metrics, summarize)
 
 EMPTY_SLICE_RULE = "a slice with empty truth and empty prediction counts as Dice 1, IoU 1, HD95 0"
 EMPTY_REGION_RULE = "both empty: Dice 1, HD95 0; one empty: Dice 0, HD95 373.13 mm"
+LESION_RULE = ("lesion-wise (BraTS 2023, glioma): 26-connected lesions, ground truth grown 3 voxels to group "
+               "fragments, lesions of at most 50 mm^3 left out, missed lesions and false-positive components "
+               "Dice 0 and HD95 374 mm")
 
 
 @dataclass
@@ -64,7 +69,8 @@ class Evaluation:
             truth, pred = case.labels.to_regions(case.label), case.labels.to_regions(predicted)
             row = {self.noun: case.id}
             for index, region in enumerate(case.labels.regions):
-                metrics = brats_region_metrics(pred[index], truth[index], case.spacing)
+                metrics = {**brats_region_metrics(pred[index], truth[index], case.spacing),
+                           **lesion_wise_metrics(pred[index], truth[index], case.spacing)}
                 row.update({f"{region}_{name}": value for name, value in metrics.items()})
             self.per_case.append(row)
             return
@@ -104,6 +110,7 @@ class Evaluation:
                 "regions": self.dataset.labels.definitions,
                 "hd95_unit": "mm",
                 "empty_region_rule": EMPTY_REGION_RULE,
+                "lesion_rule": LESION_RULE,
             })
         summary["skipped"] = [str(p) for p in self.problems]
         return summary
