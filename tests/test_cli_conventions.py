@@ -28,6 +28,8 @@ def test_exit_statuses_are_distinct():
     (["export", "--out", "m.onnx", "--format", "tflite"], ["onnx"]),
     (["segment", "x.tif", "--out", "o", "--postprocess", "min-size:big"], ["none", "largest-3d", "min-size:N"]),
     (["evaluate", "data", "--out", "o", "--postprocess", "biggest"], ["none", "largest-3d", "min-size:N"]),
+    (["segment", "x.nii.gz", "--out", "o", "--sequence", "dwi=x.nii.gz"], ["flair", "t1", "t1ce", "t2"]),
+    (["segment", "x.nii.gz", "--out", "o", "--sequence", "flair"], ["NAME=PATH_OR_SERIES_UID"]),
 ])
 def test_bad_choices_are_usage_errors_listing_the_choices(args, choices, tmp_path):
     """A value outside an option's choices is refused by the parser (exit 2, nothing read or

@@ -98,6 +98,18 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 ModelOption = typer.Option(None, "--model", "-m", help="Bundled model name (see `gliomaseg models`), run folder or .safetensors; "
                            "default: the bundled model for the input's dataset type.")
+def _sequence_choices(values: list[str]) -> list[str]:
+    """Parser check of ``--sequence``: a value that is not ``NAME=PATH_OR_SERIES_UID`` with a
+    known sequence name is a usage error."""
+    from .data.sequences import parse_overrides
+
+    try:
+        parse_overrides(values)
+    except GliomasegError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return values
+
+
 PostprocessOption = typer.Option(None, "--postprocess", callback=_postprocess_choice,
                                  help="Override the model's post-processing: none, largest-3d or min-size:N (voxels).")
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation.")
@@ -382,7 +394,7 @@ def segment(
                                         "DICOM folders (searched recursively) or NIfTI/NRRD/MHA volumes and folders of them."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for masks and overlays (volumes: label maps, montages, DICOM SEG) and results.jsonl."),
     model: Optional[str] = ModelOption,
-    sequences: list[str] = typer.Option([], "--sequence", help="Which file or series is a sequence: NAME=PATH_OR_SERIES_UID, "
+    sequences: list[str] = typer.Option([], "--sequence", callback=_sequence_choices, help="Which file or series is a sequence: NAME=PATH_OR_SERIES_UID, "
                                         "NAME one of flair, t1, t1ce, t2 (repeatable); default: identified from names."),
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Volumes: also write <case>_probabilities.nii.gz "
                                             "(one channel per region, steps of 1/255) on the input's grid."),
