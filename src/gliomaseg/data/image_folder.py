@@ -40,9 +40,9 @@ import numpy as np
 import yaml
 
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
-from .io import (IMAGE_SUFFIXES, MASK_SUFFIX, decode_image, drop_alpha, range_note, read_mask, slice_outputs, to_uint8,
-                 verify_slices, warn_once, write_slice_outputs)
+from .base import Case, CaseRef, register, visible
+from .io import (IMAGE_SUFFIXES, MASK_SUFFIX, SliceType, decode_image, drop_alpha, range_note, read_mask, to_uint8,
+                 verify_slices, warn_once)
 from .labels import BinaryLabels
 
 log = logging.getLogger("gliomaseg")
@@ -277,7 +277,7 @@ def _read_label(path: Path, size: tuple[int, int]) -> np.ndarray:
 
 
 @register
-class ImageFolder(DatasetType):
+class ImageFolder(SliceType):
     """A folder of ``images/`` with ``masks/`` beside it (or ``_mask`` twins inside it)."""
 
     name = "image_folder"
@@ -285,7 +285,6 @@ class ImageFolder(DatasetType):
     labels = BinaryLabels()
     channels = GREY
     case_noun = "slice"
-    volumetric = False
 
     def detect(self, path: Path) -> bool:
         return path.is_dir() and bool(_image_files(path / "images"))
@@ -324,13 +323,6 @@ class ImageFolder(DatasetType):
         label = None if ref.labels is None else np.stack([_read_label(path, size) for path in ref.labels], axis=-1)
         return Case(ref.id, self.name, np.ascontiguousarray(images.transpose(2, 0, 1, 3)), GREY if wanted == 1 else RGB,
                     label, BinaryLabels(), None, ref.images, ref.output)
-
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
-              options: WriteOptions = WriteOptions()) -> list[dict]:
-        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
-
-    def outputs(self, ref: CaseRef) -> list[Path]:
-        return slice_outputs(ref.output, ref.images)
 
     def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
         """Every image and mask of the case (:func:`~.io.verify_slices`)."""

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..atomic import atomic_path
 from ..errors import InputError
-from .base import existing_outputs
+from .base import CaseRef, DatasetType, WriteOptions, existing_outputs
 from .overlays import overlay
 
 TIFF_SUFFIXES = {".tif", ".tiff"}
@@ -396,3 +396,17 @@ def nifti_array(path: str | Path, image, dtype=None) -> np.ndarray:
         raise InputError(path, f"corrupt or truncated NIfTI data ({exc.__class__.__name__}: {exc})") from None
     check_finite(path, array)
     return array
+
+
+class SliceType(DatasetType):
+    """Base of the 2D slice dataset types (``kaggle3m``, ``image_folder``): what they write,
+    a mask and an overlay PNG per slice (:func:`write_slice_outputs`). Not registered itself."""
+
+    volumetric = False
+
+    def write(self, case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
+              options: WriteOptions = WriteOptions()) -> list[dict]:
+        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
+
+    def outputs(self, ref: CaseRef) -> list[Path]:
+        return slice_outputs(ref.output, ref.images)

@@ -25,8 +25,8 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import InputError, read_each
-from .base import Case, CaseRef, DatasetType, WriteOptions, register, visible
-from .io import IMAGE_SUFFIXES, is_mask_file, read_image, read_mask, slice_outputs, verify_slices, write_slice_outputs
+from .base import Case, CaseRef, register, visible
+from .io import IMAGE_SUFFIXES, SliceType, is_mask_file, read_image, read_mask, verify_slices
 from .labels import BinaryLabels
 
 _SLICE = re.compile(r"^(?P<stem>.+?)_(?P<num>\d+)(?P<mask>_mask)?$")
@@ -135,7 +135,7 @@ def load_patient(ref: CaseRef, channels: int | None = None) -> Case:
 
 
 @register
-class Kaggle3m(DatasetType):
+class Kaggle3m(SliceType):
     """LGG ``kaggle_3m`` patient folders of 3-channel TIFF slices with ``_mask`` twins."""
 
     name = "kaggle3m"
@@ -178,13 +178,6 @@ class Kaggle3m(DatasetType):
 
     def load(self, ref: CaseRef, channels: int | None = None) -> Case:
         return load_patient(ref, channels)
-
-    def write(self, case: Case, label: np.ndarray, probabilities: np.ndarray, out: Path, overwrite: bool,
-              options: WriteOptions = WriteOptions()) -> list[dict]:
-        return write_slice_outputs(case, label, probabilities, out, overwrite, patient=case.output.name == case.id)  # cases of a patient folder
-
-    def outputs(self, ref: CaseRef) -> list[Path]:
-        return slice_outputs(ref.output, ref.images)
 
     def verify(self, ref: CaseRef, full: bool = True) -> Iterator[InputError]:
         """With ``full``: slice numbers missing between 1 and the highest, and files in the
