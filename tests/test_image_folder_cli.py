@@ -93,3 +93,28 @@ def test_segment_writes_mask_and_overlay_per_slice(trained, tmp_path):
         assert mask.shape == (512, 512) and set(np.unique(mask).tolist()) <= {0, 255}
         assert int((mask == 255).sum()) == record["tumor_area_px"]
         assert np.asarray(Image.open(record["overlay"])).shape == (512, 512, 3)
+
+
+def test_train_overwrite_replaces_only_the_runs_own_files(trained, tmp_path):
+    """`train --overwrite` on a folder holding a finished run and a file of the user's: the run
+    starts afresh (new metrics.csv), the user's file and folder are untouched."""
+    import shutil
+
+    _, run = trained
+    again = tmp_path / "run"
+    shutil.copytree(run, again)
+    (again / "notes.txt").write_text("my notes\n")
+    (again / "mine").mkdir()
+    (again / "mine" / "data.csv").write_text("1,2\n")
+    before = (again / "metrics.csv").stat().st_mtime_ns
+    split = tmp_path / "split.json"
+    result = run_cli("split", FIGSHARE, "--out", split)
+    assert result.returncode == EXIT_OK, result.stderr
+    result = run_cli("train", FIGSHARE, "--split", split, "--config", run / "config.yaml", "--out", again, "--overwrite",
+                     "--set", "train.max_epochs=1")
+    assert_no_traceback(result)
+    assert result.returncode == EXIT_OK, result.stderr
+    assert (again / "notes.txt").read_text() == "my notes\n"
+    assert (again / "mine" / "data.csv").read_text() == "1,2\n"
+    assert (again / "metrics.csv").stat().st_mtime_ns != before
+    assert len((again / "metrics.csv").read_text().splitlines()) == 2  # header and the one new epoch
