@@ -60,10 +60,12 @@ def test_no_import_cycles():
 
 
 def test_segment_path_imports_no_heavy_library():
-    """Importing what `gliomaseg segment` needs for a slice model pulls in neither MONAI,
-    ONNX Runtime, matplotlib nor TensorBoard (each costs start-up time)."""
+    """Importing what `gliomaseg segment` needs for a slice model pulls in none of MONAI, ONNX
+    Runtime, matplotlib, TensorBoard, the DICOM and volume readers (pydicom, highdicom,
+    SimpleITK, nibabel) or the web server (each costs start-up time)."""
     code = ("import sys, gliomaseg.cli, gliomaseg.segmentation, gliomaseg.inference.predictor; "
-            "print(sorted(m for m in ('monai', 'onnxruntime', 'matplotlib', 'tensorboard', 'torch.utils.tensorboard') "
+            "print(sorted(m for m in ('monai', 'onnxruntime', 'matplotlib', 'tensorboard', 'torch.utils.tensorboard', "
+            "'pydicom', 'highdicom', 'SimpleITK', 'nibabel', 'fastapi', 'uvicorn') "
             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]", result.stdout
