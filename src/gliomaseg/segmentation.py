@@ -16,11 +16,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .atomic import write_text_atomic
-from .data.base import CaseRef, DatasetType, detect_dataset
+from .data.base import Case, CaseRef, DatasetType, detect_dataset
 from .errors import InputError
-from .inference.predictor import Predictor
+from .inference.predictor import Prediction, Predictor
 
 RESULTS = "results.jsonl"
 
@@ -62,8 +63,10 @@ def collect(inputs: list[Path], predictor: Predictor, problems: list[InputError]
     return jobs
 
 
-def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False) -> SegmentationRun:
-    """Segment every input and write its outputs and ``results.jsonl`` under ``out``.
+def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False,
+            on_case: Callable[[Case, Prediction], None] | None = None) -> SegmentationRun:
+    """Segment every input and write its outputs and ``results.jsonl`` under ``out``;
+    ``on_case`` (the server's viewer) is called with each segmented case and its prediction.
 
     Raises:
         InputError: ``out`` is a file, or already holds results and ``overwrite`` is false.
@@ -80,6 +83,8 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
             _prefetch("scipy.ndimage")  # post-processing needs it; its import overlaps the network's forward pass
             prediction = predictor.predict(case)
             records = reader.write(case, prediction.label, prediction.probabilities, out, overwrite)
+            if on_case is not None:
+                on_case(case, prediction)
         except InputError as exc:
             run.problems.append(exc)
             continue
