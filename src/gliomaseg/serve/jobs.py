@@ -246,9 +246,12 @@ class JobStore:
 
 
 def _relative_path(text: str | Path, folder: Path) -> str:
-    """``text`` with the server's job folder removed (clients see their own names only)."""
-    return str(text).replace(f"{folder / 'input'}/", "").replace(f"{folder / 'output'}/", "").replace(f"{folder}/", "")
+    """``text`` with the server's job folders removed (clients see their own names only)."""
+    text = str(text)
+    for prefix in (folder / "input", folder / "output", folder):
+        text = text.replace(f"{prefix}/", "").replace(str(prefix), ".")
+    return text
 
 
 def _relative(record: dict, folder: Path) -> dict:
-    return {k: _relative_path(v, folder) if k in ("file", "folder") and v else v for k, v in record.items()}
+    return {k: _relative_path(v, folder) if isinstance(v, str) else v for k, v in record.items()}
