@@ -1,0 +1,138 @@
+"""End to end in a real browser: `gliomaseg serve` in its own process, Debian's Chromium driven
+by Playwright, on a real LGG patient: upload a zip of the patient folder, wait, scroll the
+slices (wheel, arrow keys, slider), move the opacity slider, switch to outlines, download the
+mask and compare it voxel for voxel with `gliomaseg segment`'s; a bad file gives a clear message.
+Chromium comes from the ``chromium`` Debian package (``.ci/run`` installs it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_helpers import GLIOMASEG, run_cli
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A running ``gliomaseg serve`` on a free loopback port with the LGG model; its URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    results = tmp_path_factory.mktemp("jobs")
+    log = open(results.parent / "server.log", "w")
+    process = subprocess.Popen([GLIOMASEG, "serve", "--port", str(port), "--model", "lgg", "--results", str(results)],
+                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/v1/ready", timeout=1)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"gliomaseg serve did not start: {(results.parent / 'server.log').read_text()}")
+            time.sleep(0.3)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, tmp_path):
+    archive = tmp_path / f"{patient_dir.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(patient_dir.iterdir()):
+            zf.write(path, f"{patient_dir.name}/{path.name}")
+    slices = sorted(p for p in patient_dir.glob("*.tif") if not p.stem.endswith("_mask"))
+
+    page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
+    page.goto(server)
+    page.wait_for_selector("#models:has-text('lgg')")
+    page.set_input_files("#file", str(archive))
+    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    page.wait_for_function("document.getElementById('canvas').dataset.slice !== undefined")
+    assert page.text_content("#status").startswith("done")
+    assert page.locator("#volumes tbody tr").count() == 1 and "tumor" in page.text_content("#legend")
+    canvas = page.locator("#canvas")
+    assert canvas.evaluate("c => c.width") == 256
+
+    def shown() -> int:
+        return int(canvas.get_attribute("data-slice"))
+
+    start = shown()
+    assert page.text_content("#slice-label") == f"{start + 1} / {len(slices)}"
+    step = -1 if start == len(slices) - 1 else 1
+    canvas.hover()
+    page.mouse.wheel(0, 100 * step)
+    page.wait_for_function(f"document.getElementById('canvas').dataset.slice === '{start + step}'")
+    page.keyboard.press("ArrowDown" if step == 1 else "ArrowUp")
+    page.wait_for_function(f"document.getElementById('canvas').dataset.slice === '{start}'")
+    page.locator("#slice").fill("0")
+    page.wait_for_function("document.getElementById('canvas').dataset.slice === '0'")
+    page.locator("#slice").fill(str(start))
+    page.wait_for_function(f"document.getElementById('canvas').dataset.slice === '{start}'")
+
+    before = canvas.evaluate("c => c.toDataURL()")
+    page.locator("#opacity").fill("90")
+    page.wait_for_function("document.getElementById('canvas').dataset.alpha === '0.9'")
+    assert canvas.evaluate("c => c.toDataURL()") != before  # the overlay is drawn with the new opacity
+    page.select_option("#mode", "outline")
+    page.screenshot(path=str(tmp_path / "viewer.png"))
+    assert (tmp_path / "viewer.png").stat().st_size > 10_000
+
+    with page.expect_download() as download:
+        page.click("#download")
+    downloaded = tmp_path / "download.zip"
+    download.value.save_as(downloaded)
+
+    expected = tmp_path / "command"
+    result = run_cli("segment", patient_dir, "--out", expected)
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(downloaded) as zf:
+        masks = sorted(n for n in zf.namelist() if n.endswith("_mask.png"))
+        assert len(masks) == len(slices)
+        tumor = 0
+        for name in masks:
+            with zf.open(name) as handle:
+                mine = np.asarray(Image.open(handle))
+            theirs = np.asarray(Image.open(expected / name))
+            np.testing.assert_array_equal(mine, theirs, err_msg=name)
+            tumor += int((mine > 0).sum())
+    assert tumor > 0
+    assert page.locator("#volumes tbody td").nth(1).text_content() == str(tumor)
+
+
+def test_page_explains_a_bad_file(server, browser, tmp_path):
+    bad = tmp_path / "scan.tif"
+    bad.write_text("this is not an image")
+    page = browser.new_page()
+    page.goto(server)
+    page.set_input_files("#file", str(bad))
+    page.wait_for_selector("#error:has-text('scan.tif')")
+    assert "415" in page.text_content("#error") and "tiff" in page.text_content("#error")
