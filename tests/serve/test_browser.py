@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from cli_helpers import GLIOMASEG, run_cli
+from conftest import BRATS_TEST_CASES
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -33,7 +34,7 @@ def server(tmp_path_factory):
         port = probe.getsockname()[1]
     results = tmp_path_factory.mktemp("jobs")
     log = open(results.parent / "server.log", "w")
-    process = subprocess.Popen([GLIOMASEG, "serve", "--port", str(port), "--model", "lgg", "--results", str(results)],
+    process = subprocess.Popen([GLIOMASEG, "serve", "--port", str(port), "--model", "lgg", "--model", "brats", "--results", str(results)],
                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -64,20 +65,38 @@ def browser():
         launched.close()
 
 
-def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, tmp_path):
-    archive = tmp_path / f"{patient_dir.name}.zip"
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """``folder`` zipped as a user would: its name inside, every file."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(patient_dir.iterdir()):
-            zf.write(path, f"{patient_dir.name}/{path.name}")
-    slices = sorted(p for p in patient_dir.glob("*.tif") if not p.stem.endswith("_mask"))
+        for path in sorted(folder.iterdir()):
+            zf.write(path, f"{folder.name}/{path.name}")
+    return archive
 
+
+def upload_and_wait(browser, server: str, archive: Path):
+    """A new page with ``archive`` uploaded and its result shown."""
     page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
     page.goto(server)
-    page.wait_for_selector("#models:has-text('lgg')")
+    page.wait_for_selector("#models:has-text('brats')")
     page.set_input_files("#file", str(archive))
-    page.wait_for_selector("#result:not([hidden])", timeout=120_000)
+    page.wait_for_selector("#result:not([hidden])", timeout=180_000)
     page.wait_for_function("document.getElementById('canvas').dataset.slice !== undefined")
     assert page.text_content("#status").startswith("done")
+    return page
+
+
+def download(page, target: Path) -> zipfile.ZipFile:
+    with page.expect_download() as event:
+        page.click("#download")
+    event.value.save_as(target)
+    return zipfile.ZipFile(target)
+
+
+def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, tmp_path):
+    archive = zip_folder(patient_dir, tmp_path / f"{patient_dir.name}.zip")
+    slices = sorted(p for p in patient_dir.glob("*.tif") if not p.stem.endswith("_mask"))
+
+    page = upload_and_wait(browser, server, archive)
     assert page.locator("#volumes tbody tr").count() == 1 and "tumor" in page.text_content("#legend")
     canvas = page.locator("#canvas")
     assert canvas.evaluate("c => c.width") == 256
@@ -106,15 +125,10 @@ def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, 
     page.screenshot(path=str(tmp_path / "viewer.png"))
     assert (tmp_path / "viewer.png").stat().st_size > 10_000
 
-    with page.expect_download() as download:
-        page.click("#download")
-    downloaded = tmp_path / "download.zip"
-    download.value.save_as(downloaded)
-
     expected = tmp_path / "command"
     result = run_cli("segment", patient_dir, "--out", expected)
     assert result.returncode == 0, result.stderr
-    with zipfile.ZipFile(downloaded) as zf:
+    with download(page, tmp_path / "download.zip") as zf:
         masks = sorted(n for n in zf.namelist() if n.endswith("_mask.png"))
         assert len(masks) == len(slices)
         tumor = 0
@@ -126,6 +140,36 @@ def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, 
             tumor += int((mine > 0).sum())
     assert tumor > 0
     assert page.locator("#volumes tbody td").nth(1).text_content() == str(tumor)
+
+
+def test_page_segments_a_brats_case_like_the_command(server, browser, brats_root, tmp_path):
+    """A BraTS case: three regions in the legend and volume table (mL), the label map
+    downloaded equals `gliomaseg segment`'s voxel for voxel."""
+    import nibabel as nib
+
+    case = brats_root / BRATS_TEST_CASES[0]
+    page = upload_and_wait(browser, server, zip_folder(case, tmp_path / f"{case.name}.zip"))
+    assert [row.split("\t")[0] for row in page.locator("#volumes tbody tr").all_inner_texts()] == ["WT", "TC", "ET"]
+    for name in ("edema", "enhancing tumor", "necrotic"):
+        assert name in page.text_content("#legend")
+    start = int(page.locator("#canvas").get_attribute("data-slice"))
+    page.locator("#canvas").hover()
+    page.mouse.wheel(0, -100)
+    page.wait_for_function(f"document.getElementById('canvas').dataset.slice === '{start - 1}'")
+    page.locator("#opacity").fill("30")
+    page.wait_for_function("document.getElementById('canvas').dataset.alpha === '0.3'")
+    page.screenshot(path=str(tmp_path / "viewer.png"))
+
+    expected = tmp_path / "command"
+    result = run_cli("segment", case, "--out", expected)
+    assert result.returncode == 0, result.stderr
+    with download(page, tmp_path / "download.zip") as zf:
+        zf.extract(f"{case.name}_seg.nii.gz", tmp_path / "mine")
+    mine = nib.load(tmp_path / "mine" / f"{case.name}_seg.nii.gz")
+    theirs = nib.load(expected / f"{case.name}_seg.nii.gz")
+    np.testing.assert_array_equal(np.asarray(mine.dataobj), np.asarray(theirs.dataobj))
+    np.testing.assert_array_equal(mine.affine, theirs.affine)
+    assert np.asarray(mine.dataobj).any()
 
 
 def test_page_explains_a_bad_file(server, browser, tmp_path):
