@@ -200,7 +200,7 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
         try:
             store.reserve()
         except QueueFull:
-            raise HTTPException(503, "the job queue is full; retry later", headers={"Retry-After": "5"}) from None
+            raise HTTPException(503, "the job queue is full; retry later", headers={"Retry-After": str(store.retry_after())}) from None
         job_id, folder = store.create()
         try:
             budget = [limit]

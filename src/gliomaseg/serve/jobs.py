@@ -95,8 +95,10 @@ class JobStore:
         self.root, self.predictors, self.max_queue, self.ttl = Path(root), predictors, max_queue, ttl
         self.root.mkdir(parents=True, exist_ok=True)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gliomaseg-job")
+        self.workers = workers
         self.lock = threading.Lock()
         self.pending = 0
+        self.recent_seconds = 1.0  # moving average of job durations, for Retry-After
 
     def folder(self, job_id: str) -> Path:
         """The folder of a job; ``job_id`` is checked to be 32 hex digits first.
@@ -125,6 +127,10 @@ class JobStore:
             if self.pending >= self.max_queue:
                 raise QueueFull
             self.pending += 1
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait: the queue's expected drain time (at least 1)."""
+        return max(1, round(self.recent_seconds * self.pending / self.workers))
 
     def release(self) -> None:
         """Give back a slot taken by :meth:`reserve` (a job that was not submitted, or finished)."""
@@ -236,6 +242,7 @@ class JobStore:
             record["status"], record["error"] = FAILED, f"internal error: {exc.__class__.__name__}"
         finally:
             record["seconds"] = round(time.perf_counter() - started, 3)
+            self.recent_seconds = 0.8 * self.recent_seconds + 0.2 * record["seconds"]
             record["finished"] = time.time()
             self._write(folder, record)
             self.release()
