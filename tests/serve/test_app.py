@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from serve_helpers import zip_folder
 
 from gliomaseg.errors import GliomasegError
 from gliomaseg.segmentation import segment
@@ -30,13 +31,8 @@ def predictors():
 
 
 @pytest.fixture(scope="module")
-def patient_zip(patient_dir: Path, tmp_path_factory) -> bytes:
-    """The patient folder zipped as a user would (folder name inside, masks included)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(patient_dir.iterdir()):
-            zf.write(path, f"{patient_dir.name}/{path.name}")
-    return buffer.getvalue()
+def patient_zip(patient_dir: Path) -> bytes:
+    return zip_folder(patient_dir)
 
 
 def make_client(tmp_path: Path, predictors, **settings) -> TestClient:

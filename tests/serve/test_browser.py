@@ -21,6 +21,7 @@ from PIL import Image
 
 from cli_helpers import GLIOMASEG, run_cli
 from conftest import BRATS_TEST_CASES
+from serve_helpers import zip_folder
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -65,14 +66,6 @@ def browser():
         launched.close()
 
 
-def zip_folder(folder: Path, archive: Path) -> Path:
-    """``folder`` zipped as a user would: its name inside, every file."""
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(folder.iterdir()):
-            zf.write(path, f"{folder.name}/{path.name}")
-    return archive
-
-
 def upload_and_wait(browser, server: str, archive: Path):
     """A new page with ``archive`` uploaded and its result shown."""
     page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
@@ -93,7 +86,8 @@ def download(page, target: Path) -> zipfile.ZipFile:
 
 
 def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, tmp_path):
-    archive = zip_folder(patient_dir, tmp_path / f"{patient_dir.name}.zip")
+    archive = tmp_path / f"{patient_dir.name}.zip"
+    archive.write_bytes(zip_folder(patient_dir))
     slices = sorted(p for p in patient_dir.glob("*.tif") if not p.stem.endswith("_mask"))
 
     page = upload_and_wait(browser, server, archive)
@@ -148,7 +142,9 @@ def test_page_segments_a_brats_case_like_the_command(server, browser, brats_root
     import nibabel as nib
 
     case = brats_root / BRATS_TEST_CASES[0]
-    page = upload_and_wait(browser, server, zip_folder(case, tmp_path / f"{case.name}.zip"))
+    archive = tmp_path / f"{case.name}.zip"
+    archive.write_bytes(zip_folder(case))
+    page = upload_and_wait(browser, server, archive)
     assert [row.split("\t")[0] for row in page.locator("#volumes tbody tr").all_inner_texts()] == ["WT", "TC", "ET"]
     for name in ("edema", "enhancing tumor", "necrotic"):
         assert name in page.text_content("#legend")

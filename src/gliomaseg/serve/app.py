@@ -35,6 +35,18 @@ STATIC = ("index.html", "app.js", "style.css")
 MEDIA = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 
 
+class Error(BaseModel):
+    """An error answer: what is wrong, in one line (naming the file where one is at fault)."""
+
+    detail: str | list
+
+
+ERRORS = {status: {"model": Error, "description": text} for status, text in {
+    400: "bad upload or option", 401: "missing or wrong API token", 404: "unknown job, case, slice or asset",
+    409: "job not done", 413: "upload too large", 415: "unsupported content", 422: "malformed request",
+    503: "queue full (Retry-After) or not ready"}.items()}
+
+
 @dataclass
 class Settings:
     """What ``gliomaseg serve`` configures.
@@ -138,13 +150,12 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        if settings.token is None:
-            return
         if credentials is None or not hmac.compare_digest(credentials.credentials.encode(), settings.token.encode()):
             raise HTTPException(401, "missing or wrong API token (Authorization: Bearer <token>)",
                                 headers={"WWW-Authenticate": "Bearer"})
 
-    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
+    # the schema declares Bearer auth only where a token is set
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)] if settings.token else [], responses=ERRORS)
 
     def job_or_404(job_id: str) -> dict:
         try:
@@ -179,9 +190,7 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
                 for name, p in predictors.items()]
 
     @api.post("/jobs", status_code=202, response_model=JobInfo,
-              summary="Submit a segmentation: slice images, NIfTI files, or a zip of a patient folder or BraTS case",
-              responses={413: {"description": "upload too large"}, 415: {"description": "unsupported content"},
-                         503: {"description": "queue full; retry after Retry-After seconds"}})
+              summary="Submit a segmentation: slice images, NIfTI files, or a zip of a patient folder or BraTS case")
     async def submit(files: list[UploadFile] = File(..., description="Slice images (TIFF, PNG, JPEG, BMP), NIfTI files or one zip"),
                      model: str | None = Form(None, description="Loaded model name; default: the one for the input's dataset type"),
                      tta: str | None = Form(None, description="none, flip or flip+rot90; default: the model's"),
