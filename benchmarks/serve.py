@@ -1,6 +1,7 @@
 """Load benchmark of ``gliomaseg serve``: a server on loopback, ``--clients`` concurrent
 clients each submitting ``--requests`` zips of one LGG patient folder (about 60 slices),
-polling until done; a refused submission (503, queue full) waits its Retry-After and tries
+polling until done, after ``--single`` requests of one client alone (the first a warm-up;
+the server time of the others is that of a warm model on an otherwise idle server); a refused submission (503, queue full) waits its Retry-After and tries
 again, so every request is accounted for. Then the same patient through sequential
 ``gliomaseg segment`` commands (new process each), for the ratio.
 
@@ -121,6 +122,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=25, help="requests per client")
     parser.add_argument("--workers", type=int, help="server inference threads (default: the server's)")
     parser.add_argument("--max-queue", type=int, default=4, help="server queue bound (smaller than --clients shows 503s)")
+    parser.add_argument("--single", type=int, default=6, help="requests of one client alone first (the first a warm-up)")
     parser.add_argument("--sequential", type=int, default=5, help="gliomaseg segment commands to time")
     parser.add_argument("--max-minutes", type=float, default=10)
     args = parser.parse_args()
@@ -134,6 +136,8 @@ def main() -> None:
         try:
             idle_rss = peak_rss_mb(process.pid)
             deadline = time.monotonic() + args.max_minutes * 60
+            alone = {"latency": [], "server": [], "errors": [], "lost": 0, "refused": 0}
+            client(url, payload, args.single, deadline, alone, lock)
             started = time.perf_counter()
             threads = [threading.Thread(target=client, args=(url, payload, args.requests, deadline, stats, lock))
                        for _ in range(args.clients)]
@@ -155,6 +159,11 @@ def main() -> None:
     done, total = len(stats["latency"]), args.clients * args.requests
     print(f"patient {args.patient.name}, {slices} slices; {args.clients} clients x {args.requests} requests; "
           f"{os.cpu_count()} CPU cores; server --max-queue {args.max_queue}")
+    if len(alone["server"]) > 1:
+        warm = alone["server"][1:]
+        print(f"  one client alone, warm model: server time per job median {statistics.median(warm):.3f} s, "
+              f"min {min(warm):.3f} s ({len(warm)} requests after a warm-up); latency median "
+              f"{statistics.median(alone['latency'][1:]):.2f} s")
     if done:
         latency = stats["latency"]
         print(f"  latency (submit to done) p50 {percentile(latency, 50):.2f} s, p95 {percentile(latency, 95):.2f} s, "

@@ -71,8 +71,9 @@ def upload_and_wait(browser, server: str, archive: Path):
     page = browser.new_page(viewport={"width": 1100, "height": 800}, accept_downloads=True)
     page.goto(server)
     page.wait_for_selector("#models:has-text('brats')")
+    assert not page.is_visible("#result")  # no empty viewer before an upload
     page.set_input_files("#file", str(archive))
-    page.wait_for_selector("#result:not([hidden])", timeout=180_000)
+    page.wait_for_selector("#result", state="visible", timeout=180_000)
     page.wait_for_function("document.getElementById('canvas').dataset.slice !== undefined")
     assert page.text_content("#status").startswith("done")
     return page
