@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
+from cli_helpers import assert_no_traceback, error_lines, run_cli
 from serve_helpers import zip_folder
 
-from gliomaseg.errors import GliomasegError
+from gliomaseg.errors import EXIT_ERROR, GliomasegError
 from gliomaseg.segmentation import segment
 from gliomaseg.serve.app import Settings, check_binding, create_app, load_predictors
 from gliomaseg.serve.jobs import JobStore
@@ -208,8 +209,10 @@ def test_expiry(tmp_path, predictors, patient_dir):
         job_id = client.post("/api/v1/jobs", files=[("files", (slice_file.name, slice_file.read_bytes(), "image/tiff"))]).json()["id"]
         wait(client, job_id)
         store = client.app.state.store
+        _, cut_off = store.create()  # an upload cut off by a crash: a folder without job.json
         assert store.expire(now=time.time() + 1800) == 0
-        assert store.expire(now=time.time() + 3601 + 60) == 1
+        assert store.expire(now=time.time() + 3601 + 60) == 2
+        assert not cut_off.parent.exists()
         assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
 
 
@@ -234,3 +237,11 @@ def test_page_assets_and_schema(tmp_path, predictors):
         paths = client.get("/openapi.json").json()["paths"]
         assert {"/api/v1/jobs", "/api/v1/jobs/{job_id}/results", "/api/v1/jobs/{job_id}/mask.zip", "/api/v1/models",
                 "/api/v1/health", "/api/v1/ready"} <= set(paths)
+
+
+def test_serve_command_refuses_a_public_address_without_token(monkeypatch):
+    monkeypatch.delenv("GLIOMASEG_TOKEN", raising=False)
+    result = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
+    assert result.returncode == EXIT_ERROR
+    assert error_lines(result) == ["error: listening on 0.0.0.0 needs an API token: pass --token or set GLIOMASEG_TOKEN"]
+    assert_no_traceback(result)

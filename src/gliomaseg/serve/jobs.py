@@ -170,15 +170,20 @@ class JobStore:
         return count
 
     def expire(self, now: float | None = None) -> int:
-        """Delete finished jobs older than ``ttl`` seconds; returns how many."""
+        """Delete jobs finished more than ``ttl`` seconds ago, and job folders left without a
+        ``job.json`` (an upload cut off by a crash) older than that; returns how many."""
         now = time.time() if now is None else now
         removed = 0
         for folder in self.root.iterdir():
-            try:
-                record = json.loads((folder / "job.json").read_text())
-            except (OSError, ValueError):
+            if not JOB_ID.match(folder.name):
                 continue
-            if record["finished"] is not None and now - record["finished"] > self.ttl:
+            try:
+                finished = json.loads((folder / "job.json").read_text())["finished"]
+            except FileNotFoundError:
+                finished = folder.stat().st_mtime
+            except (OSError, ValueError, KeyError):
+                continue
+            if finished is not None and now - finished > self.ttl:
                 remove_tree(folder)
                 removed += 1
         return removed
