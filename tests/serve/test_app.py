@@ -94,6 +94,13 @@ def test_patient_zip_end_to_end(tmp_path, predictors, patient_dir, patient_zip):
             np.testing.assert_array_equal(mine, theirs)
             total += int((mine > 0).sum())
         assert total == case["regions"]["tumor"]["voxels"] > 0
+        # the upload held the patient's _mask slices: Dice against them, from the formula
+        truth = sum(int((np.asarray(Image.open(p.with_name(f"{p.stem}_mask.tif"))) > 0).sum()) for p in slices)
+        entries = {Path(name).name: name for name in masks}
+        overlap = sum(int(((np.asarray(Image.open(io.BytesIO(archive.read(entries[f"{p.stem}_mask.png"])))) > 0)
+                           & (np.asarray(Image.open(p.with_name(f"{p.stem}_mask.tif"))) > 0)).sum()) for p in slices)
+        assert case["metrics"]["dice"] == pytest.approx(2 * overlap / (total + truth), abs=1e-6)
+        assert case["metrics"]["true_volume_voxels"] == truth
         area = case["regions"]["tumor"]["slice_area_pixels"]
         index = int(np.argmax(area))
         label = np.asarray(Image.open(io.BytesIO(client.get(f"/api/v1/jobs/{job['id']}/cases/0/slices/{index}/label.png").content)))
@@ -114,7 +121,9 @@ def test_loose_slices_and_options(tmp_path, predictors, patient_dir):
         job = wait(client, response.json()["id"])
         assert job["status"] == "done", job
         assert job["options"] == {"model": None, "tta": "none", "postprocess": "none"}
-        records = client.get(f"/api/v1/jobs/{job['id']}/results").json()["records"]
+        results = client.get(f"/api/v1/jobs/{job['id']}/results").json()
+        assert "metrics" not in results["cases"][0]  # no ground truth uploaded
+        records = results["records"]
         assert sorted(r["file"] for r in records if r["type"] == "slice") == sorted(p.name for p in slices)
 
 

@@ -135,6 +135,7 @@ def test_page_segments_a_patient_like_the_command(server, browser, patient_dir, 
             tumor += int((mine > 0).sum())
     assert tumor > 0
     assert page.locator("#volumes tbody td").nth(1).text_content() == str(tumor)
+    assert page.is_visible("#metrics") and "dice" in page.text_content("#metrics")  # the zip held the _mask slices
 
 
 def test_page_segments_a_brats_case_like_the_command(server, browser, brats_root, tmp_path):
@@ -149,6 +150,8 @@ def test_page_segments_a_brats_case_like_the_command(server, browser, brats_root
     assert [row.split("\t")[0] for row in page.locator("#volumes tbody tr").all_inner_texts()] == ["WT", "TC", "ET"]
     for name in ("edema", "enhancing tumor", "necrotic"):
         assert name in page.text_content("#legend")
+    for region in ("WT", "TC", "ET"):  # the case folder holds its _seg file: Dice per region
+        assert f"{region} dice" in page.text_content("#metrics")
     start = int(page.locator("#canvas").get_attribute("data-slice"))
     page.locator("#canvas").hover()
     page.mouse.wheel(0, -100)

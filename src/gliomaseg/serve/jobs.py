@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import threading
 import time
@@ -80,6 +81,32 @@ def case_summary(case: Case, label: np.ndarray) -> dict:
     return {"id": case.id, "dataset": case.dataset, "shape": list(case.spatial_shape), "slices": case.spatial_shape[-1],
             "spacing_mm": list(spacing) if spacing else None, "volumetric": spacing is not None,
             "regions": per_region, "label_values": values}
+
+
+def add_metrics(uploaded: Path, cases: list[dict], predicted: dict[str, np.ndarray]) -> None:
+    """Where the upload holds a case's ground truth (kaggle_3m ``_mask`` slices, a BraTS
+    ``_seg`` file), add ``metrics`` to its summary: the row ``gliomaseg evaluate`` writes for
+    it (Dice, IoU, ..., HD95 in pixels; BraTS: per region, HD95 in mm); NaN as ``None``.
+    Cases without a ground truth are left as they are."""
+    from ..evaluation import Evaluation
+
+    try:
+        dataset = detect_dataset(uploaded)
+        refs = [ref for ref in dataset.find(uploaded, require_labels=True, problems=[]) if ref.id in predicted]
+    except GliomasegError:
+        return
+    by_id = {case["id"]: case for case in cases}
+    for ref in refs:
+        evaluation = Evaluation(dataset)
+        try:
+            evaluation.add(dataset.load(ref), predicted[ref.id])
+        except GliomasegError:
+            continue
+        if not evaluation.per_case:  # loose slices: no per-case row
+            continue
+        row = evaluation.per_case[0]
+        by_id[ref.id]["metrics"] = {k: (None if isinstance(v, float) and math.isnan(v) else v)
+                                    for k, v in row.items() if k != dataset.case_noun}
 
 
 class JobStore:
@@ -229,13 +256,17 @@ class JobStore:
             viewer = folder / "viewer"
             viewer.mkdir()
 
+            predicted: dict[str, np.ndarray] = {}
+
             def keep(case: Case, prediction: Prediction) -> None:
                 index = len(record["cases"])
+                predicted[case.id] = prediction.label
                 with atomic_path(viewer / f"{index}.npz") as tmp, open(tmp, "wb") as handle:
                     np.savez(handle, image=display_image(case), label=prediction.label)
                 record["cases"].append(case_summary(case, prediction.label))
 
             run = segment(inputs, folder / "output", predictor, on_case=keep)
+            add_metrics(folder / "input", record["cases"], predicted)
             record["records"] = [_relative(r, folder) for r in run.records if r["type"] != "error"]
             record["problems"] = [f"{_relative_path(e.path, folder)}: {e.problem}" for e in run.problems]
             record["status"] = DONE if run.segmented else FAILED

@@ -77,6 +77,14 @@ function selectCase(index) {
     for (const value of [name, r.voxels, r.ml === null ? "– (no spacing)" : r.ml.toFixed(2)]) row.insertCell().textContent = value;
     return row;
   }));
+  const scores = Object.entries(c.metrics || {}).filter(([key]) => key.endsWith("dice") || key.endsWith("hd95"));
+  $("metrics").hidden = !scores.length;
+  $("metrics").querySelector("tbody").replaceChildren(...scores.map(([key, value]) => {
+    const row = document.createElement("tr");
+    row.insertCell().textContent = key.replace("_", " ") + (key.endsWith("hd95") ? (c.volumetric ? " (mm)" : " (pixels)") : "");
+    row.insertCell().textContent = value === null ? "–" : value.toFixed(key.endsWith("dice") ? 4 : 1);
+    return row;
+  }));
   $("slice").max = c.slices - 1;
   const areas = Object.values(c.regions)[0].slice_area_pixels;
   setSlice(areas.indexOf(Math.max(...areas)));  // start on the slice with the largest tumor area
