@@ -16,6 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from cli_helpers import assert_no_traceback, error_lines, run_cli
+from conftest import BRATS_TEST_CASES
 from serve_helpers import zip_folder
 
 from gliomaseg.errors import EXIT_ERROR, GliomasegError
@@ -254,3 +255,28 @@ def test_serve_command_refuses_a_public_address_without_token(monkeypatch):
     assert result.returncode == EXIT_ERROR
     assert error_lines(result) == ["error: listening on 0.0.0.0 needs an API token: pass --token or set GLIOMASEG_TOKEN"]
     assert_no_traceback(result)
+
+
+def test_brats_case_as_loose_nifti_files(tmp_path, brats_root):
+    """The four sequences of a BraTS case sent as separate files (no zip, no ground truth):
+    segmented as one case, its label map equal to ``segment``'s on the case folder."""
+    import nibabel as nib
+
+    case = brats_root / BRATS_TEST_CASES[0]
+    sequences = sorted(p for p in case.iterdir() if not p.name.endswith("_seg.nii.gz"))
+    predictors = load_predictors(["brats"])
+    with make_client(tmp_path, predictors) as client:
+        response = client.post("/api/v1/jobs", files=[("files", (p.name, p.read_bytes(), "application/gzip")) for p in sequences])
+        assert response.status_code == 202, response.text
+        job = wait(client, response.json()["id"])
+        assert job["status"] == "done", job
+        (summary,) = client.get(f"/api/v1/jobs/{job['id']}/results").json()["cases"]
+        assert summary["id"] == case.name and "metrics" not in summary
+        assert list(summary["regions"]) == ["WT", "TC", "ET"] and summary["regions"]["WT"]["ml"] > 0
+        archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/v1/jobs/{job['id']}/mask.zip").content))
+        archive.extract(f"{case.name}_seg.nii.gz", tmp_path / "mine")
+    segment([case], tmp_path / "expected", predictors["brats"])
+    mine = np.asarray(nib.load(tmp_path / "mine" / f"{case.name}_seg.nii.gz").dataobj)
+    np.testing.assert_array_equal(mine, np.asarray(nib.load(tmp_path / "expected" / f"{case.name}_seg.nii.gz").dataobj))
+    voxel_ml = float(np.prod(summary["spacing_mm"])) / 1000
+    assert summary["regions"]["WT"]["ml"] == pytest.approx((mine > 0).sum() * voxel_ml, abs=1e-3)

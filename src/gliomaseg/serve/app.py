@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from .. import __version__
 from ..errors import GliomasegError
 from .jobs import DONE, JobStore, Options, QueueFull
-from .uploads import UploadError, remove_tree, save_upload
+from .uploads import UploadError, group_volumes, remove_tree, save_upload
 
 TTA_MODES = ("none", "flip", "flip+rot90")
 STATIC = ("index.html", "app.js", "style.css")
@@ -217,6 +217,7 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
                 await asyncio.to_thread(save_upload, upload.file, upload.filename or "", folder, budget)
             if not any(folder.iterdir()):
                 raise UploadError("upload", "holds no image, NIfTI or zip file")
+            group_volumes(folder)
         except UploadError as exc:
             store.release()
             remove_tree(folder.parent)

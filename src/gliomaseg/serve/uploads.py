@@ -6,6 +6,7 @@ not trust the archive's own sizes.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import stat
@@ -171,6 +172,22 @@ def _extract_entry(zf: zipfile.ZipFile, entry: zipfile.ZipInfo, folder: Path, bu
             _copy_limited(head, source, out, budget, raw)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise UploadError(raw, f"corrupt zip entry ({exc})") from None
+
+
+def group_volumes(folder: Path) -> None:
+    """Loose NIfTI files uploaded together are one case's sequences: move them into a case
+    folder named by their common name prefix (``Brats18_X_1_flair.nii.gz``, ... ->
+    ``Brats18_X_1/``), the layout the BraTS reader expects. Nothing happens when they share
+    no prefix or a folder of that name exists."""
+    volumes = sorted(p for p in folder.iterdir() if p.is_file() and extension(p.name) in (".nii", ".nii.gz"))
+    if len(volumes) < 2:
+        return
+    prefix = os.path.commonprefix([p.name for p in volumes]).rstrip("_-.")
+    if not SAFE_NAME.match(prefix) or (folder / prefix).exists():
+        return
+    (folder / prefix).mkdir()
+    for path in volumes:
+        path.rename(folder / prefix / path.name)
 
 
 def remove_tree(folder: Path) -> None:
