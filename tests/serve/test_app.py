@@ -149,10 +149,21 @@ def test_bad_uploads(tmp_path, predictors, files, status, words):
 
 
 def test_upload_limit(tmp_path, predictors, patient_dir):
+    """Over the limit: by Content-Length, by the bytes of a chunked body (no length), and by
+    the files' bytes when the body is just under the limit with multipart overhead."""
     slices = sorted(patient_dir.glob("*.tif"))[:4]
     files = [("files", (p.name, p.read_bytes(), "image/tiff")) for p in slices]
     with make_client(tmp_path, predictors, max_upload_mb=0.05) as client:
         response = client.post("/api/v1/jobs", files=files)
+        assert response.status_code == 413 and "limit" in response.json()["detail"]
+        boundary = "b0undary"
+        chunks = iter([f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.tif\"\r\n\r\n".encode()]
+                      + [b"II*\x00" + bytes(2**16)] * 4)
+        response = client.post("/api/v1/jobs", content=chunks, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert response.status_code == 413 and "limit" in response.json()["detail"]
+        assert not any((tmp_path / "jobs").iterdir()) and client.app.state.store.pending == 0
+    with make_client(tmp_path, predictors, max_upload_mb=0.2) as client:  # body within limit + 64 KiB, files over
+        response = client.post("/api/v1/jobs", files=[("files", ("a.tif", b"II*\x00" + bytes(int(0.2 * 2**20) + 10), "image/tiff"))])
         assert response.status_code == 413 and "limit" in response.json()["detail"]
 
 

@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -70,6 +70,33 @@ class Settings:
     max_queue: int = 16
     ttl_hours: float = 24
     cors_origins: list[str] = field(default_factory=list)
+
+
+class BodyLimit:
+    """ASGI middleware refusing request bodies over ``limit`` bytes with 413: at once where
+    Content-Length says so, else as the bytes arrive (chunked uploads), before they are spooled."""
+
+    def __init__(self, app, limit: int, megabytes: float):
+        self.app, self.limit = app, limit
+        self.detail = f"upload larger than the server's limit of {megabytes:g} MiB"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.limit:
+            return await JSONResponse({"detail": self.detail}, 413)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise HTTPException(413, self.detail)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def check_binding(host: str, token: str | None) -> None:
@@ -140,12 +167,7 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization"])
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit + 2**16:
-            return JSONResponse({"detail": f"upload larger than the server's limit of {settings.max_upload_mb:g} MiB"}, 413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=limit + 2**16, megabytes=settings.max_upload_mb)  # + room for multipart headers
 
     bearer = HTTPBearer(auto_error=False)
 
