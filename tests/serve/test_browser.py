@@ -6,6 +6,7 @@ Chromium comes from the ``chromium`` Debian package (``.ci/run`` installs it).""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -27,31 +28,40 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """A running ``gliomaseg serve`` on a free loopback port with the LGG model; its URL."""
+@contextlib.contextmanager
+def running_server(folder: Path, *options: str):
+    """``gliomaseg serve`` in its own process on a free loopback port, jobs under ``folder``;
+    yields its URL once it answers, stops it afterwards."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    results = tmp_path_factory.mktemp("jobs")
-    log = open(results.parent / "server.log", "w")
-    process = subprocess.Popen([GLIOMASEG, "serve", "--port", str(port), "--model", "lgg", "--model", "brats", "--results", str(results)],
-                               stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([GLIOMASEG, "serve", "--port", str(port), "--results", str(folder / "jobs"), *options],
+                                   stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(url + "/", timeout=1)  # the page: answers without a token
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    process.kill()
+                    pytest.fail(f"gliomaseg serve did not start: {log_path.read_text()}")
+                time.sleep(0.3)
         try:
-            urllib.request.urlopen(url + "/api/v1/ready", timeout=1)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"gliomaseg serve did not start: {(results.parent / 'server.log').read_text()}")
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A running server with the LGG and BraTS models; its URL."""
+    with running_server(tmp_path_factory.mktemp("server"), "--model", "lgg", "--model", "brats") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +190,15 @@ def test_page_explains_a_bad_file(server, browser, tmp_path):
     page.set_input_files("#file", str(bad))
     page.wait_for_selector("#error:has-text('scan.tif')")
     assert "415" in page.text_content("#error") and "tiff" in page.text_content("#error")
+
+
+def test_page_sends_the_token_from_its_address(browser, tmp_path):
+    """With a token, the page works when opened as ``/#token=...`` and says why it cannot otherwise."""
+    with running_server(tmp_path, "--model", "lgg", "--token", "page-token") as url:
+        page = browser.new_page()
+        page.goto(url + "/#token=page-token")
+        page.wait_for_selector("#models:has-text('lgg')")
+        assert page.text_content("#error") == ""
+        page = browser.new_page()
+        page.goto(url + "/")
+        page.wait_for_selector("#error:has-text('token')")
