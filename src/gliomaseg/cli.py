@@ -431,3 +431,35 @@ def segment(
     run = run_segment(inputs, out, predictor, overwrite, chosen, options)
     print(f"{run.segmented} input(s) segmented -> {out / RESULTS}")
     _report_problems(run.problems, run.segmented)
+
+
+@app.command()
+@reports_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; anything but loopback needs --token."),
+    port: int = typer.Option(8000, help="TCP port."),
+    model: list[str] = typer.Option(["lgg", "brats"], "--model", "-m", help="Model to keep loaded (repeatable): bundled name, run folder or .safetensors."),
+    results: Path = typer.Option(Path("gliomaseg-jobs"), help="Folder of the jobs and their results (kept across restarts)."),
+    token: Optional[str] = typer.Option(None, envvar="GLIOMASEG_TOKEN", help="API token every /api request must carry (Authorization: Bearer)."),
+    max_upload_mb: float = typer.Option(512, help="Largest upload in MiB (zip contents counted inflated)."),
+    workers: Optional[int] = typer.Option(None, help="Inference threads; default: one per two CPU cores."),
+    max_queue: int = typer.Option(16, help="Jobs waiting or running before new ones are answered 503 with Retry-After."),
+    ttl_hours: float = typer.Option(24, help="Hours a finished job is kept."),
+    cors_origin: list[str] = typer.Option([], help="Origin allowed by CORS (repeatable); default: CORS off."),
+) -> None:
+    """Web page and REST API (/api/v1, OpenAPI schema at /docs) segmenting uploads with warm models."""
+    try:
+        import uvicorn
+
+        from .serve.app import Settings, check_binding, create_app, default_workers
+    except ImportError as exc:
+        raise GliomasegError(f"gliomaseg serve needs the serve extra: pip install 'gliomaseg[serve]' ({exc.name} missing)") from None
+    import os
+
+    import torch
+
+    check_binding(host, token)
+    workers = workers or default_workers()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    settings = Settings(results, list(model), token or None, max_upload_mb, workers, max_queue, ttl_hours, list(cors_origin))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

@@ -25,12 +25,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .atomic import write_text_atomic
-from .data.base import CaseRef, DatasetType, WriteOptions, detect_dataset, existing_outputs
+from .data.base import Case, CaseRef, DatasetType, WriteOptions, detect_dataset, existing_outputs
 from .data.io import warn_once
 from .errors import InputError
-from .inference.predictor import Predictor
+from .inference.predictor import Prediction, Predictor
 
 RESULTS = "results.jsonl"
 
@@ -129,8 +130,10 @@ def _anchor(ref: CaseRef) -> Path:
 
 
 def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool = False,
-            sequences: dict[str, str] | None = None, options: WriteOptions = WriteOptions()) -> SegmentationRun:
-    """Segment every input and write its outputs and ``results.jsonl`` under ``out``.
+            sequences: dict[str, str] | None = None, options: WriteOptions = WriteOptions(),
+            on_case: Callable[[Case, Prediction], None] | None = None) -> SegmentationRun:
+    """Segment every input and write its outputs and ``results.jsonl`` under ``out``;
+    ``on_case`` (the server's viewer) is called with each segmented case and its prediction.
 
     Args:
         sequences: ``--sequence`` choices for studies of several sequences (:mod:`gliomaseg.data.sequences`).
@@ -151,6 +154,8 @@ def segment(inputs: list[Path], out: Path, predictor: Predictor, overwrite: bool
             _prefetch("scipy.ndimage")  # post-processing needs it; its import overlaps the network's forward pass
             prediction = predictor.predict(case)
             records = reader.write(case, prediction.label, prediction.probabilities, out, overwrite, options)
+            if on_case is not None:
+                on_case(case, prediction)
         except InputError as exc:
             run.problems.append(exc)
             continue
