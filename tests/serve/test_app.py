@@ -291,3 +291,40 @@ def test_brats_case_as_loose_nifti_files(tmp_path, brats_root):
     np.testing.assert_array_equal(mine, np.asarray(nib.load(tmp_path / "expected" / f"{case.name}_seg.nii.gz").dataobj))
     voxel_ml = float(np.prod(summary["spacing_mm"])) / 1000
     assert summary["regions"]["WT"]["ml"] == pytest.approx((mine > 0).sum() * voxel_ml, abs=1e-3)
+
+
+def test_dicom_series_zip_gives_segments_label_map_and_dicom_seg(tmp_path, predictors, patient_dir):
+    """A real LGG patient's FLAIR as a DICOM series, zipped with file names that have no
+    extension (as PACS exports do; known by their content): the job runs the LGG model (the
+    default for DICOM studies), and the download holds a DICOM SEG and a NIfTI label map equal
+    voxel for voxel to what ``segment`` writes for the same folder."""
+    import nibabel as nib
+    import pydicom
+    import tifffile
+    from dicom_series import Study, write_series
+
+    files = sorted((p for p in patient_dir.glob("*.tif") if not p.stem.endswith("_mask")),
+                   key=lambda p: int(p.stem.rsplit("_", 1)[1]))
+    flair = np.stack([tifffile.imread(f)[..., 1] for f in files], axis=-1).transpose(1, 0, 2).astype(np.float32)
+    affine = np.array([[-0.94, 0, 0, 120.0], [0, -0.94, 0, 120.0], [0, 0, 3.3, -40.0], [0, 0, 0, 1]])
+    series = tmp_path / "upload" / "study" / "flair"
+    written = write_series(series, flair, affine, Study.new("lgg"), "AX FLAIR", 3)
+    archive = zip_bytes({f"study/flair/IM{i:04d}": path.read_bytes() for i, path in enumerate(written)})
+    with make_client(tmp_path, predictors) as client:
+        response = client.post("/api/v1/jobs", files={"files": ("study.zip", archive, "application/zip")})
+        assert response.status_code == 202, response.text
+        job = wait(client, response.json()["id"])
+        assert job["status"] == "done", job
+        download = zipfile.ZipFile(io.BytesIO(client.get(f"/api/v1/jobs/{job['id']}/mask.zip").content))
+    names = download.namelist()
+    (seg_name,) = [n for n in names if n.endswith("_seg.dcm")]
+    (nifti_name,) = [n for n in names if n.endswith("_seg.nii.gz")]
+    expected = tmp_path / "expected"
+    segment([tmp_path / "upload" / "study"], expected, predictors["lgg"])
+    (theirs,) = expected.glob("*_seg.nii.gz")
+    (tmp_path / "mine.nii.gz").write_bytes(download.read(nifti_name))
+    mine = np.asarray(nib.load(str(tmp_path / "mine.nii.gz")).dataobj)
+    np.testing.assert_array_equal(mine, np.asarray(nib.load(str(theirs)).dataobj))
+    assert mine.any()
+    seg = pydicom.dcmread(io.BytesIO(download.read(seg_name)))
+    assert seg.Modality == "SEG" and "lgg" in seg.SegmentSequence[0].SegmentAlgorithmName

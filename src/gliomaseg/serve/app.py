@@ -212,8 +212,8 @@ def create_app(settings: Settings, predictors: dict | None = None) -> FastAPI:
                 for name, p in predictors.items()]
 
     @api.post("/jobs", status_code=202, response_model=JobInfo,
-              summary="Submit a segmentation: slice images, NIfTI files, or a zip of a patient folder or BraTS case")
-    async def submit(files: list[UploadFile] = File(..., description="Slice images (TIFF, PNG, JPEG, BMP), NIfTI files or one zip"),
+              summary="Submit a segmentation: slice images, NIfTI files, DICOM files, or a zip of a patient folder, BraTS case or DICOM series")
+    async def submit(files: list[UploadFile] = File(..., description="Slice images (TIFF, PNG, JPEG, BMP), NIfTI files, DICOM files (any name) or one zip"),
                      model: str | None = Form(None, description="Loaded model name; default: the one for the input's dataset type"),
                      tta: str | None = Form(None, description="none, flip or flip+rot90; default: the model's"),
                      postprocess: str | None = Form(None, description="none, largest-3d or min-size:N; default: the model's")) -> dict:

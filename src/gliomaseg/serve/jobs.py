@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
-from ..data.base import Case, detect_dataset
+from ..data.base import Case, WriteOptions, detect_dataset
 from ..errors import GliomasegError
 from ..inference.predictor import Prediction, Predictor
+from ..models.weights import DEFAULT_BUNDLED
 from .uploads import remove_tree
 
 JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -226,7 +227,9 @@ class JobStore:
             name = options.model
         else:
             kind = detect_dataset(inputs[0]).name
-            name = next((n for n, p in self.predictors.items() if p.config.data.dataset == kind), None)
+            default = DEFAULT_BUNDLED.get(kind)  # DICOM and NIfTI studies: the LGG model, as `gliomaseg segment`
+            name = default if default in self.predictors else next(
+                (n for n, p in self.predictors.items() if p.config.data.dataset == kind), None)
             if name is None:
                 raise GliomasegError(f"no loaded model segments {kind} data; loaded: {', '.join(self.predictors)}")
         predictor = self.predictors[name]
@@ -265,7 +268,8 @@ class JobStore:
                     np.savez(handle, image=display_image(case), label=prediction.label)
                 record["cases"].append(case_summary(case, prediction.label))
 
-            run = segment(inputs, folder / "output", predictor, on_case=keep)
+            options = WriteOptions(model=f"{record['model']} ({predictor.config.model.name})")
+            run = segment(inputs, folder / "output", predictor, options=options, on_case=keep)
             add_metrics(folder / "input", record["cases"], predicted)
             record["records"] = [_relative(r, folder) for r in run.records if r["type"] != "error"]
             record["problems"] = [f"{_relative_path(e.path, folder)}: {e.problem}" for e in run.problems]

@@ -29,7 +29,7 @@ MAGIC = {
 # The kinds each file extension must hold (a .nii.gz is gzip; a plain .nii is a NIfTI-1 header).
 EXTENSION_KINDS = {
     ".tif": "tiff", ".tiff": "tiff", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".bmp": "bmp",
-    ".nii.gz": "gzip", ".nii": "nifti", ".zip": "zip",
+    ".nii.gz": "gzip", ".nii": "nifti", ".zip": "zip", ".dcm": "dicom",
 }
 CHUNK = 1 << 20
 
@@ -44,11 +44,14 @@ class UploadError(Exception):
 
 def sniff(head: bytes) -> str | None:
     """The kind of a file from its first bytes (at least 348 for NIfTI): a key of
-    :data:`MAGIC`, ``nifti`` (NIfTI-1 ``sizeof_hdr`` 348 and magic ``n+1``/``ni1`` at byte
-    344, NIfTI-1.1 standard) or ``None``."""
+    :data:`MAGIC`, ``dicom`` (a DICOM Part 10 file: ``DICM`` after its 128-byte preamble),
+    ``nifti`` (NIfTI-1 ``sizeof_hdr`` 348 and magic ``n+1``/``ni1`` at byte 344, NIfTI-1.1
+    standard) or ``None``."""
     for kind, signatures in MAGIC.items():
         if head.startswith(signatures):
             return kind
+    if head[128:132] == b"DICM":
+        return "dicom"
     if len(head) >= 348 and head[344:347] in (b"n+1", b"ni1") and int.from_bytes(head[:4], "little") in (348, 348 << 24):
         return "nifti"
     return None
@@ -61,15 +64,14 @@ def extension(name: str) -> str:
 
 
 def check_name(name: str) -> str:
-    """``name`` if it is a plain, safe file name with a supported extension.
+    """``name`` if it is a plain, safe file name (its type is checked from its content, see
+    :func:`check_kind`).
 
     Raises:
-        UploadError: a path, a hidden or odd name (415 for an unsupported extension).
+        UploadError: a path, a hidden or odd name.
     """
     if not SAFE_NAME.match(name) or ".." in name:
         raise UploadError(name or "(no name)", "file names may only hold letters, digits, '.', '-' and '_'")
-    if extension(name) not in EXTENSION_KINDS:
-        raise UploadError(name, f"unsupported file type; expected one of {sorted(EXTENSION_KINDS)}", 415)
     return name
 
 
@@ -79,7 +81,12 @@ def check_kind(name: str, head: bytes) -> str:
     Raises:
         UploadError (415): the content is not what the extension says.
     """
-    kind, expected = sniff(head), EXTENSION_KINDS[extension(name)]
+    kind, expected = sniff(head), EXTENSION_KINDS.get(extension(name))
+    if expected is None:  # scanners and PACS name DICOM files anything (IM0001, UIDs): known by content
+        if kind == "dicom":
+            return kind
+        raise UploadError(name, f"unsupported file type; expected one of {sorted(EXTENSION_KINDS)}, or DICOM files "
+                          "of any name", 415)
     if kind != expected:
         raise UploadError(name, f"content is {kind or 'not a known image, NIfTI or zip'}, not the {expected} its extension says", 415)
     return kind
