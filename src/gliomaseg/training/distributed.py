@@ -122,8 +122,9 @@ class Ranks:
         return bool(tensor.item())
 
     def stop(self) -> None:
-        """Leave the process group."""
+        """Leave the process group once every rank is done (rank 0 may still be writing)."""
         if self.distributed and dist.is_initialized():
+            dist.barrier()
             dist.destroy_process_group()
 
 
@@ -139,7 +140,7 @@ def launch(devices: int, argv: list[str]) -> None:
     from torch.distributed.run import main
 
     try:
-        main(["--standalone", f"--nproc-per-node={devices}", "-m", "gliomaseg.cli", *argv])
+        main(["--standalone", f"--nproc-per-node={devices}", "-m", "gliomaseg", *argv])
     except ChildFailedError as exc:
         failed = ", ".join(f"rank {rank}" for rank in sorted(exc.failures))
         raise GliomasegError(f"data-parallel training failed on {failed} (see its error above)") from None
