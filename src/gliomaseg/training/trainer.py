@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -45,7 +46,7 @@ from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_initial_weights, load_state, save_model, save_state
 from ..runtime import autocast, grad_scaler, memory_format, set_threads
-from .banks import SliceBank, VolumeBank
+from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
 from .checks import check_config
 from .distributed import Ranks
 
@@ -195,7 +196,9 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
     def _epoch(self, deadline: float, bar: Progress) -> tuple[float, int]:
         """One epoch of this rank's share of the samples; returns its mean loss and the
-        samples seen by all ranks. Stops at ``deadline`` as soon as any rank passes it."""
+        samples seen by all ranks. Stops at ``deadline`` as soon as any rank passes it. The next
+        batch is read and augmented in a background thread while the network trains on this
+        one (in order, so the draws are the same as without it)."""
         cfg, world = self.config.train, self.ranks.world
         count = (cfg.slices_per_epoch or len(self.bank)) // world
         batch_size = cfg.batch_size // world
@@ -204,26 +207,39 @@ class Trainer:
         task = bar.add_task(f"epoch {self.progress.epoch + 1}", total=count)
         losses, seen = [], 0
         pin = self.device.type == "cuda"
-        for start in range(0, count - batch_size + 1, batch_size):
-            if self.ranks.any(time.monotonic() > deadline, self.device):
-                break
-            index = order[start:start + batch_size]
-            images, masks = self.bank.batch(index, self.config.augment, self.generator)
-            if pin:  # page-locked host memory: the copy to the GPU runs asynchronously
-                images, masks = images.pin_memory(), masks.pin_memory()
-            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-            with autocast(self.config.runtime.bf16, self.device):
-                logits = self.trained(images)
-            loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            losses.append(loss.item())
-            seen += len(index) * world
-            bar.update(task, advance=len(index), description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
+        starts = range(0, count - batch_size + 1, batch_size)
+
+        def load(start: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.bank.batch(order[start:start + batch_size], self.config.augment, self.generator)
+
+        with ThreadPoolExecutor(1) as loader:
+            pending = [loader.submit(load, start) for start in starts[:1]]
+            for step in range(len(starts)):
+                if self.ranks.any(time.monotonic() > deadline, self.device):
+                    break
+                images, masks = pending.pop().result()
+                if step + 1 < len(starts):
+                    pending.append(loader.submit(load, starts[step + 1]))
+                losses.append(self._step(images, masks, pin))
+                seen += batch_size * world
+                bar.update(task, advance=batch_size,
+                           description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
         bar.remove_task(task)
         return (float(np.mean(losses)) if losses else math.nan), seen
+
+    def _step(self, images: torch.Tensor, masks: torch.Tensor, pin: bool) -> float:
+        """One optimisation step on a batch; returns its loss."""
+        if pin:  # page-locked host memory: the copy to the GPU runs asynchronously
+            images, masks = images.pin_memory(), masks.pin_memory()
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        with autocast(self.config.runtime.bf16, self.device):
+            logits = self.trained(images)
+        loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
 
     def fit(self, max_minutes: float | None = None) -> RunProgress:
         """Train until ``max_epochs``, early stopping, or ``max_minutes`` of total training time.
@@ -321,7 +337,7 @@ def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, re
     config.data.dataset = dataset.name
     config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
     check_config(config)
-    bank, validator = prepare(dataset, data, split, config)
+    bank, validator = prepare(dataset, data, split, config, Path(out) / "bank" if config.train.bank == "disk" else None)
     trainer = Trainer(config, bank, validator, out)
     try:
         if resume:
@@ -344,9 +360,12 @@ def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, noun
     return wanted
 
 
-def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank | VolumeBank, Validator]:
+def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], config: Config,
+            store: Path | None = None) -> tuple[SliceBank | VolumeBank, Validator]:
     """Read the split's train and val cases; preprocess the train cases into the bank the
-    network trains on, keep the val cases for the validator.
+    network trains on, keep the val cases for the validator. With a ``store`` folder (volume
+    datasets), each preprocessed case goes to disk at once (:class:`.banks.DiskStore`) and the
+    bank reads it through memory maps: memory holds one case at a time, whatever their number.
 
     Raises:
         InputError: a case of the split is missing or unreadable.
@@ -355,19 +374,27 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
     require_split_ids(data, split, by_id, dataset.case_noun)
     channels = config.model.in_channels // (2 * config.data.context_slices + 1) if spatial_dims(config.model.name) == 2 else config.model.in_channels
     preprocessing = Preprocessing.from_config(config.data, dataset.volumetric)
-    images, targets, tumor = [], [], []
+    window = tuple(config.data.patch_size)
+    disk = DiskStore(store) if store is not None and dataset.volumetric else None
+    rng = np.random.default_rng(config.train.seed)
+    images, targets, tumor, tumor_voxels = [], [], [], []
     for cid in track(split["train"], description=f"loading {dataset.case_noun}s", transient=True):
         case = dataset.load(by_id[cid], channels)
         prepared = preprocessing.forward(case.images)
         regions = case.labels.to_regions(case.label)
-        images.append(prepared.images)
-        targets.append(preprocessing.target(regions, prepared))
+        image, target = prepared.images, preprocessing.target(regions, prepared)
+        if disk is not None:  # padded and tumor voxels chosen while in memory, then memory-mapped
+            image, target = pad_to(image, window), pad_to(target, window)
+            tumor_voxels.append(select_tumor_voxels(target, rng))
+            image, target = disk.put(f"{cid}_image", image), disk.put(f"{cid}_target", target.to(torch.uint8))
+        images.append(image)
+        targets.append(target)
         tumor.append(torch.from_numpy(regions[0].reshape(-1, regions.shape[-1]).any(axis=0)))
     val_cases = [dataset.load(by_id[cid], channels) for cid in split["val"]]
     if dataset.volumetric:
         three_d = spatial_dims(config.model.name) == 3
-        bank = VolumeBank(images, targets, tuple(config.data.patch_size), None if three_d else config.data.context_slices,
-                          config.train.seed)
+        bank = VolumeBank(images, targets, window, None if three_d else config.data.context_slices,
+                          config.train.seed, tumor_voxels or None)
     else:
         bank = SliceBank(images, targets, tumor, config.data.context_slices)
     return bank, lambda model: validate(Predictor(model, config), val_cases)
