@@ -178,18 +178,16 @@ def train(
                                 "train.batch_size is their global batch. Several nodes: launch with torchrun (README)."),
 ) -> None:
     """Train a network; keeps best (validation per-patient Dice) and last checkpoints."""
-    import os
     import shutil
-    import sys
 
     from .config import load_config
     from .data.splits import load_split
+    from .distributed import processes
     from .training.checks import check_config
-    from .training.distributed import Ranks, launch
     from .training.trainer import train as run_training
 
-    if devices > 1 and "LOCAL_RANK" not in os.environ:  # not yet under a launcher: become one
-        launch(devices, sys.argv[1:])
+    ranks = processes(devices)
+    if ranks is None:
         return
     config = load_config(config_file, overrides + ([f"runtime.device={device}"] if device else []))
     check_config(config, str(config_file))
@@ -208,7 +206,7 @@ def train(
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
     progress = run_training(data, split_ids, config, out, resume, max_minutes)
-    if Ranks.from_environment().main:
+    if ranks.main:
         print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
 
 
@@ -326,6 +324,7 @@ def evaluate(
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     device: Optional[str] = DeviceOption,
+    devices: int = typer.Option(1, "--devices", min=1, help="Processes sharing the cases (one per GPU, or CPU processes); one merged report."),
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
@@ -333,16 +332,23 @@ def evaluate(
     TC, ET) Dice, HD95 (mm), sensitivity, specificity and volumes. Exit 3 if some inputs were skipped."""
     from .data import detect_dataset
     from .data.splits import load_split
+    from .distributed import processes
     from .evaluation import Evaluation, check_output_folder, evaluate as run_evaluation, select, write_evaluation
     from .report import print_table
 
     check_output_folder(out, overwrite)  # before the slow part, not only when writing
+    ranks = processes(devices)
+    if ranks is None:
+        return
     split_ids = load_split(split_file) if split_file else None
     dataset = detect_dataset(data)
-    predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, device)
+    predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
     evaluation = Evaluation(dataset)
     refs = select(dataset, data, split_ids, subset.value if split_file else None, evaluation.problems)
-    run_evaluation(predictor, dataset, refs, evaluation)
+    run_evaluation(predictor, dataset, refs, evaluation, ranks)
+    ranks.stop()
+    if not ranks.main:
+        return
     summary = write_evaluation(evaluation, out, overwrite)
     print_table(*evaluation.table())
     rule = summary.get("empty_slice_rule") or summary.get("empty_region_rule")

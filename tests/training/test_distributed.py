@@ -24,7 +24,7 @@ from gliomaseg.errors import ConfigError
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.models.weights import load_state
 from gliomaseg.runtime import autocast_dtype, grad_scaler
-from gliomaseg.training.distributed import Ranks
+from gliomaseg.distributed import Ranks
 from gliomaseg.training.trainer import validate
 
 EPOCHS = 8
@@ -174,3 +174,20 @@ def test_cuda_mixed_precision():
     dtype = autocast_dtype(True, device)
     assert dtype in (torch.bfloat16, torch.float16)
     assert grad_scaler(True, device).is_enabled() == (dtype == torch.float16)
+
+
+def test_evaluate_in_two_processes_gives_the_summary_of_one(lgg_root, tmp_path):
+    """`evaluate --devices 2`: each process scores half the test patients; the merged summary
+    and per-patient and per-slice rows are those of one process."""
+    split = tmp_path / "split.json"
+    patients = TEST_PATIENTS + VAL_PATIENTS  # 4 patients, 2 for each process
+    split.write_text(json.dumps({"train": TRAIN_PATIENTS, "val": [], "test": patients}))
+    outs = [tmp_path / "one", tmp_path / "two"]
+    for out, extra in zip(outs, ([], ["--devices", "2"])):
+        result = run_cli("evaluate", lgg_root, "--split", split, "--model", "lgg", "-o", out, *extra, timeout=240)
+        assert result.returncode == 0, result.stderr[-2000:]
+    one, two = (json.loads((out / "summary.json").read_text()) for out in outs)
+    assert one["n_patients"] == len(patients)
+    assert one == two
+    for name in ("per_patient.csv", "per_slice.csv"):
+        assert (outs[0] / name).read_text() == (outs[1] / name).read_text(), name

@@ -15,7 +15,7 @@ Files written to the run folder::
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
 
-Under ``torchrun`` the loop is data-parallel (see :mod:`.distributed`): ``train.batch_size``
+Under ``torchrun`` the loop is data-parallel (see :mod:`gliomaseg.distributed`): ``train.batch_size``
 and ``train.slices_per_epoch`` are global, shared evenly by the ranks; rank 0 validates and
 writes; the time budget, scheduler and early stopping agree on every rank; ``state.safetensors``
 holds every rank's random state.
@@ -48,7 +48,7 @@ from ..models.weights import load_initial_weights, load_state, save_model, save_
 from ..runtime import autocast, grad_scaler, memory_format, set_threads
 from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
 from .checks import check_config
-from .distributed import Ranks
+from ..distributed import Ranks
 
 Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation case
 

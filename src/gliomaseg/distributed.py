@@ -1,4 +1,4 @@
-"""Data-parallel training on ``torch.distributed``, launched by ``torchrun``.
+"""Data-parallel training and sharded evaluation on ``torch.distributed``, launched by ``torchrun``.
 
 Each process (rank) holds a replica of the network wrapped in
 :class:`~torch.nn.parallel.DistributedDataParallel`, draws its own batches (its own random
@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..errors import GliomasegError
-from ..runtime import available_cores, resolve_device
+from .errors import GliomasegError
+from .runtime import available_cores, resolve_device
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,15 @@ class Ranks:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         return device
+
+    def device_name(self, name: str | None) -> str | None:
+        """``--device`` of an inference command: ``name`` in one process; under several ranks,
+        this rank's device (:meth:`device`; CPU when ``None``), with the process group joined."""
+        if not self.distributed:
+            return name
+        device = self.device(name or "cpu")
+        self.start(device)
+        return str(device)
 
     def start(self, device: torch.device) -> None:
         """Join the process group (NCCL on CUDA, else gloo) if several ranks and not yet joined."""
@@ -128,6 +138,15 @@ class Ranks:
             dist.destroy_process_group()
 
 
+def processes(devices: int) -> Ranks | None:
+    """This process's ranks for a command given ``--devices devices``; ``None`` once the
+    command has run in ``devices`` processes launched from here (see :func:`launch`)."""
+    if devices > 1 and "LOCAL_RANK" not in os.environ:  # not yet under a launcher: become one
+        launch(devices, sys.argv[1:])
+        return None
+    return Ranks.from_environment()
+
+
 def launch(devices: int, argv: list[str]) -> None:
     """Run ``gliomaseg <argv>`` in ``devices`` processes on this machine through
     ``torch.distributed.run`` (``torchrun --standalone --nproc-per-node devices``); each process
@@ -143,4 +162,4 @@ def launch(devices: int, argv: list[str]) -> None:
         main(["--standalone", f"--nproc-per-node={devices}", "-m", "gliomaseg", *argv])
     except ChildFailedError as exc:
         failed = ", ".join(f"rank {rank}" for rank in sorted(exc.failures))
-        raise GliomasegError(f"data-parallel training failed on {failed} (see its error above)") from None
+        raise GliomasegError(f"the command failed on {failed} (see its error above)") from None
