@@ -15,6 +15,7 @@ samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
 
 from __future__ import annotations
 
+import mmap
 from pathlib import Path
 
 import numpy as np
@@ -73,12 +74,16 @@ class VolumeBank:
         context: 2.5D only: neighbouring slices on each side stacked as channels; ``None`` for 3D.
         seed: seed of the subsampling of tumor voxels.
         tumor_voxels: per case, the ``(V, 3)`` tumor voxels to centre windows on, when already
-            chosen (:func:`tumor_voxels`; a disk bank chooses them before the target leaves memory).
+            chosen (:func:`select_tumor_voxels`; a disk bank chooses them before the target
+            leaves memory).
+        store: the :class:`DiskStore` that maps ``images`` and ``targets`` from disk, released
+            after each batch so memory stays flat; ``None`` for tensors in memory.
     """
 
     def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], window: tuple[int, int, int],
-                 context: int | None = None, seed: int = 0, tumor_voxels: list[torch.Tensor] | None = None):
-        self.window, self.context = window, context
+                 context: int | None = None, seed: int = 0, tumor_voxels: list[torch.Tensor] | None = None,
+                 store: DiskStore | None = None):
+        self.window, self.context, self.store = window, context, store
         self.images = [pad_to(image, window) for image in images]
         self.targets = [pad_to(target, window) for target in targets]
         rng = np.random.default_rng(seed)
@@ -120,7 +125,10 @@ class VolumeBank:
                 stack = stack_slices(self.images[case][:, x:x + sx, y:y + sy], torch.tensor([z]), self.context)
                 images.append(stack[0])
                 targets.append(self.targets[case][:, x:x + sx, y:y + sy, z])
-        return augment_batch(torch.stack(images).float(), torch.stack(targets).float(), augment, generator)
+        images, targets = torch.stack(images).float(), torch.stack(targets).float()
+        if self.store is not None:
+            self.store.release()
+        return augment_batch(images, targets, augment, generator)
 
 
 def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -136,11 +144,14 @@ class DiskStore:
     """Preprocessed arrays as ``.npy`` files in ``folder``, read back through memory maps.
 
     Files are written atomically and kept, so a resumed run (or another rank) reuses them.
+    Pages read through the maps count as this process's memory until :meth:`release`; a 2.5D
+    window reads pages across all slices of its rows (slices are the last, fastest axis).
     """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.maps: list[mmap.mmap] = []
 
     def put(self, name: str, array: torch.Tensor) -> torch.Tensor:
         """Write ``array`` as ``<name>.npy`` unless there, and return it memory-mapped
@@ -149,7 +160,15 @@ class DiskStore:
         if not path.exists():
             with atomic_path(path) as tmp, tmp.open("wb") as handle:
                 np.save(handle, array.numpy())
-        return torch.from_numpy(np.load(path, mmap_mode="c"))
+        array = np.load(path, mmap_mode="c")
+        self.maps.append(array._mmap)  # noqa: SLF001  numpy keeps the mmap object there
+        return torch.from_numpy(array)
+
+    def release(self) -> None:
+        """Drop the pages read so far from this process's memory (they are clean: read again
+        from the file, or the page cache, when next needed)."""
+        for mapping in self.maps:
+            mapping.madvise(mmap.MADV_DONTNEED)
 
 
 def pad_to(volume: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:

@@ -394,7 +394,7 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
     if dataset.volumetric:
         three_d = spatial_dims(config.model.name) == 3
         bank = VolumeBank(images, targets, window, None if three_d else config.data.context_slices,
-                          config.train.seed, tumor_voxels or None)
+                          config.train.seed, tumor_voxels or None, disk)
     else:
         bank = SliceBank(images, targets, tumor, config.data.context_slices)
     return bank, lambda model: validate(Predictor(model, config), val_cases)
