@@ -4,7 +4,7 @@ with the disk bank (``train.bank: disk``), side by side in one run.
 The 40 cases are the given cases repeated under new ids (symbolic links, ``<case>_copy<k>``),
 so the only thing that grows is the number of training cases. Each run is a fresh process
 (2.5D U-Net width 8, 64x64 windows, one epoch of 64 windows, no validation) whose peak resident
-memory (``ru_maxrss``) is printed.
+memory (``ru_maxrss``, pages read through the disk bank's memory maps included) is printed.
 
     python benchmarks/streaming.py --data cache/brats/brats [--counts 10 40]
 """
@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from gliomaseg.data.brats import find_cases
+from gliomaseg.runtime import describe_machine
 
 CONFIG = {
     "model": {"name": "unet", "in_channels": 12, "out_channels": 3, "width": 8},
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="BraTS folder (e.g. cache/brats/brats)")
     parser.add_argument("--counts", type=int, nargs="+", default=[10, 40])
     args = parser.parse_args()
+    print(f"machine: {describe_machine()}")
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         ids = repeated_cases(args.data, max(args.counts), work / "brats")
