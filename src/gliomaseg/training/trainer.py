@@ -54,7 +54,8 @@ Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> 
 
 
 class Bank(Protocol):
-    """Training samples held in memory: draws sample indices and turns them into batches."""
+    """Training samples (in memory, or mapped from disk): draws sample indices and turns them
+    into batches."""
 
     def __len__(self) -> int: ...  # samples in one pass, the epoch size when none is configured
 
