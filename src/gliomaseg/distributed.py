@@ -15,6 +15,7 @@ is one process and every function here is a no-op.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import sys
 from typing import Any
@@ -89,7 +90,8 @@ class Ranks:
     def start(self, device: torch.device) -> None:
         """Join the process group (NCCL on CUDA, else gloo) if several ranks and not yet joined."""
         if self.distributed and not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            # the other ranks wait while rank 0 validates: allow that longer than the default 30 min
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2))
 
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         """``model`` as trained: wrapped in DistributedDataParallel under several ranks. Batch

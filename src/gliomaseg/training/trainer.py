@@ -186,6 +186,8 @@ class Trainer:
             self.scaler.load_state_dict(rest["scaler"])
         self.progress = RunProgress(**rest["progress"])
         rank = self.ranks.rank
+        if "rng" in tensors:  # state of gliomaseg 0.2: one process, unnumbered
+            tensors["rng.0"], tensors["torch_rng.0"] = tensors.pop("rng"), tensors.pop("torch_rng")
         if f"rng.{rank}" in tensors:
             self.generator.set_state(tensors[f"rng.{rank}"])
             torch.set_rng_state(tensors[f"torch_rng.{rank}"])
