@@ -114,19 +114,25 @@ PostprocessOption = typer.Option(None, "--postprocess", callback=_postprocess_ch
                                  help="Override the model's post-processing: none, largest-3d or min-size:N (voxels).")
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation.")
 BackendOption = typer.Option(Backend.torch, "--backend", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`.")
+DeviceOption = typer.Option(None, "--device", help="Run the network on auto, cpu, cuda, cuda:N or mps (runtime.device; default: the config's).")
 
 
-def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optional[Tta], backend: Backend, dataset: str):
+def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optional[Tta], backend: Backend, dataset: str,
+                    device: Optional[str] = None):
     """The predictor for ``--model`` (default: the bundled model of dataset type ``dataset``),
     with the inference options the user overrode, checked before any input is read."""
     from .inference.predictor import Predictor
 
     predictor = Predictor.from_path(model, dataset, backend.value)
+    if device is not None:
+        predictor.config.runtime.device = device
+        predictor.config.check("--device")
     if postprocess is not None:
         predictor.config.inference.postprocess = postprocess
     if tta is not None:
         predictor.config.inference.tta = tta.value
-    return Predictor(predictor.backend, predictor.config)  # rebuilt so the overrides are checked now
+    # rebuilt so the overrides are checked now, and a torch network moved to the chosen device
+    return Predictor(getattr(predictor.backend, "model", predictor.backend), predictor.config)
 
 
 def reports_errors(command: Callable) -> Callable:
@@ -195,16 +201,23 @@ def train(
     max_minutes: Optional[float] = typer.Option(None, help="Stop after this much training time in all (resumed runs included)."),
     overwrite: bool = typer.Option(False, help="Start afresh in a run folder that already holds a run (only the run's own files are replaced)."),
     encoder_weights: Optional[Path] = typer.Option(None, help="Local torchvision/timm state dict for the encoder (.pth or .safetensors)."),
+    device: Optional[str] = DeviceOption,
+    devices: int = typer.Option(1, "--devices", min=1, help="Data-parallel processes on this machine (one per GPU, or CPU processes); "
+                                "train.batch_size is their global batch. Several nodes: launch with torchrun (README)."),
 ) -> None:
     """Train a network; keeps best (validation per-patient Dice) and last checkpoints."""
     import shutil
 
     from .config import load_config
     from .data.splits import load_split
+    from .distributed import processes
     from .training.checks import check_config
     from .training.trainer import train as run_training
 
-    config = load_config(config_file, overrides)
+    ranks = processes(devices)
+    if ranks is None:
+        return
+    config = load_config(config_file, overrides + ([f"runtime.device={device}"] if device else []))
     check_config(config, str(config_file))
     if encoder_weights is not None:
         config.model.encoder_weights = str(encoder_weights)
@@ -221,7 +234,8 @@ def train(
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
     progress = run_training(data, split_ids, config, out, resume, max_minutes)
-    print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
+    if ranks.main:
+        print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
 
 
 @app.command()
@@ -337,6 +351,8 @@ def evaluate(
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
+    device: Optional[str] = DeviceOption,
+    devices: int = typer.Option(1, "--devices", min=1, help="Processes sharing the cases (one per GPU, or CPU processes); one merged report."),
     overwrite: bool = typer.Option(False, help="Replace an earlier evaluation in --out."),
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
@@ -344,18 +360,25 @@ def evaluate(
     TC, ET) Dice, HD95 (mm), sensitivity, specificity and volumes. Exit 3 if some inputs were skipped."""
     from .data import detect_dataset
     from .data.splits import load_split
+    from .distributed import processes
     from .evaluation import Evaluation, check_output_folder, evaluate as run_evaluation, select, write_evaluation
     from .report import print_table
     from .verify import usable
 
     check_output_folder(out, overwrite)  # before the slow part, not only when writing
+    ranks = processes(devices)
+    if ranks is None:
+        return
     split_ids = load_split(split_file) if split_file else None
     dataset = detect_dataset(data)
-    predictor = _load_predictor(model, postprocess, tta, backend, dataset.name)
+    predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
     evaluation = Evaluation(dataset)
     refs = select(dataset, data, split_ids, subset.value if split_file else None, evaluation.problems)
     refs = usable(dataset, refs, evaluation.problems)  # the cheap part of `verify`: headers, before any prediction
-    run_evaluation(predictor, dataset, refs, evaluation)
+    run_evaluation(predictor, dataset, refs, evaluation, ranks)
+    ranks.stop()
+    if not ranks.main:
+        return
     if not (evaluation.per_case or evaluation.per_slice):
         _report_problems(evaluation.problems, 0)  # nothing to score: one line per skipped input, exit 1
     summary = write_evaluation(evaluation, out, overwrite)
@@ -401,6 +424,7 @@ def segment(
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
+    device: Optional[str] = DeviceOption,
     overwrite: bool = typer.Option(False, help="Replace earlier outputs in --out."),
 ) -> None:
     """Segment slices and patient folders (mask and overlay PNGs per slice), image folders,
@@ -425,7 +449,7 @@ def segment(
         dataset = kinds.pop() if kinds else "kaggle3m"
     else:
         dataset = "kaggle3m"  # only used when --model is None
-    predictor = _load_predictor(model, postprocess, tta, backend, dataset)
+    predictor = _load_predictor(model, postprocess, tta, backend, dataset, device)
     name = Path(model).name if model else DEFAULT_BUNDLED.get(dataset, dataset)
     options = WriteOptions(save_probabilities, f"{name} ({predictor.config.model.name})")
     run = run_segment(inputs, out, predictor, overwrite, chosen, options)

@@ -27,6 +27,7 @@ from .errors import ConfigError
 POSTPROCESS_CHOICES = ("none", "largest-3d", "min-size:N")
 TTA_CHOICES = ("none", "flip", "flip+rot90")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+BANK_CHOICES = ("memory", "disk")
 
 
 @dataclass
@@ -105,6 +106,9 @@ class TrainConfig:
     min_lr: float = 1e-6
     early_stop_patience: int = 15  # epochs without validation gain before training stops
     seed: int = 0
+    # Where volume datasets' preprocessed training cases live: "memory", or "disk" (.npy files
+    # in <run folder>/bank, read through memory maps) when they do not fit in memory.
+    bank: str = "memory"
 
 
 @dataclass
@@ -190,6 +194,7 @@ class Config:
             (0 < self.train.plateau_factor < 1, "train.plateau_factor", "in (0, 1)"),
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),
             (self.train.early_stop_patience >= 1, "train.early_stop_patience", "at least 1 epoch"),
+            (self.train.bank in BANK_CHOICES, "train.bank", f"one of {', '.join(BANK_CHOICES)}"),
             (0 <= self.inference.threshold <= 1, "inference.threshold", "a probability in [0, 1]"),
             (self.inference.batch_size >= 1, "inference.batch_size", "at least 1"),
             (0 <= self.inference.overlap < 1, "inference.overlap", "a fraction in [0, 1)"),

@@ -29,6 +29,7 @@ import numpy as np
 from .atomic import write_text_atomic
 from .data.base import Case, CaseRef, DatasetType
 from .data.labels import BinaryLabels
+from .distributed import Ranks
 from .errors import InputError
 from .inference.predictor import Predictor
 from .metrics import (METRICS, brats_region_metrics, confusion_counts, lesion_wise_metrics, metrics_from_counts,
@@ -83,6 +84,24 @@ class Evaluation:
             self.per_slice.append({**where, "file": path.name, "true_area_px": int(t.sum()), "pred_area_px": int(p.sum()),
                                    **segmentation_metrics(p, t)})
         self.pooled += confusion_counts(pred, truth)
+
+    def shard(self) -> tuple[list[dict], list[dict], list[tuple[str, str]], np.ndarray]:
+        """This evaluation's rows, skipped inputs (path, problem) and pooled counts, picklable,
+        to be merged with other processes' by :meth:`merge`."""
+        return self.per_case, self.per_slice, [(str(p.path), p.problem) for p in self.problems], self.pooled
+
+    def merge(self, shards: list[tuple[list[dict], list[dict], list[tuple[str, str]], np.ndarray]], order: list[str]) -> None:
+        """Add the :meth:`shard` of evaluations of disjoint cases (several processes), rows in
+        the ``order`` of case ids (as one process would have written them), skipped inputs and
+        pooled counts summed."""
+        position = {cid: index for index, cid in enumerate(order)}
+        for per_case, per_slice, problems, pooled in shards:
+            self.per_case += per_case
+            self.per_slice += per_slice
+            self.problems += [InputError(path, problem) for path, problem in problems]
+            self.pooled += pooled
+        self.per_case.sort(key=lambda row: position[row[self.noun]])  # stable: slices stay in order
+        self.per_slice.sort(key=lambda row: position[row[self.noun]])
 
     def summary(self) -> dict:
         """``n_<noun>s``; binary: ``per_<noun>``, ``per_slice``, ``per_slice_tumor`` -> metric ->
@@ -144,22 +163,30 @@ class Evaluation:
         return f"{len(self.per_case)} {self.noun}s, per-{self.noun} mean (median)", list(per_region), rows
 
 
-def evaluate(predictor: Predictor, dataset: DatasetType, refs: list[CaseRef], evaluation: Evaluation | None = None) -> Evaluation:
+def evaluate(predictor: Predictor, dataset: DatasetType, refs: list[CaseRef], evaluation: Evaluation | None = None,
+             ranks: Ranks | None = None) -> Evaluation:
     """Predict and score each labelled case; a case that cannot be read or does not fit the
     model is recorded in ``evaluation.problems`` and skipped.
 
     Args:
         refs: cases found by ``dataset.find(..., require_labels=True)``.
+        ranks: under several processes (``torchrun``, process group joined), rank ``r`` of
+            ``N`` scores ``refs[r::N]`` and every rank gets all rows, merged in ``refs`` order:
+            the same evaluation as one process.
     """
     from rich.progress import track
 
     evaluation = evaluation or Evaluation(dataset)
-    for ref in track(refs, description="evaluating", transient=True):
+    ranks = ranks or Ranks()
+    own = Evaluation(dataset) if ranks.distributed else evaluation
+    for ref in track(refs[ranks.rank::ranks.world], description="evaluating", transient=True, disable=not ranks.main):
         try:
             case = dataset.load(ref, predictor.in_channels)
-            evaluation.add(case, predictor.predict(case).label)
+            own.add(case, predictor.predict(case).label)
         except InputError as exc:
-            evaluation.problems.append(exc)
+            own.problems.append(exc)
+    if ranks.distributed:
+        evaluation.merge(ranks.gather(own.shard()), [ref.id for ref in refs])
     return evaluation
 
 

@@ -56,16 +56,29 @@ def bf16_supported(device: torch.device = torch.device("cpu")) -> bool:
         return False
 
 
-def autocast(enabled: bool, device: torch.device = torch.device("cpu")) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on ``device`` when ``enabled`` and supported; float16 on CUDA devices
-    without bfloat16; else a no-op."""
+def autocast_dtype(enabled: bool, device: torch.device = torch.device("cpu")) -> torch.dtype | None:
+    """The mixed-precision dtype on ``device`` when ``enabled``: bfloat16 where supported,
+    float16 on CUDA devices without bfloat16 (train it with :func:`grad_scaler`), else ``None``
+    (float32)."""
     if not enabled:
-        return contextlib.nullcontext()
+        return None
     if bf16_supported(device):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
+        return torch.bfloat16
+    return torch.float16 if device.type == "cuda" else None
+
+
+def autocast(enabled: bool, device: torch.device = torch.device("cpu")) -> contextlib.AbstractContextManager:
+    """Autocast to :func:`autocast_dtype` on ``device``; a no-op where that is ``None``."""
+    dtype = autocast_dtype(enabled, device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(enabled: bool, device: torch.device = torch.device("cpu")) -> torch.amp.GradScaler:
+    """A gradient scaler, active only where :func:`autocast_dtype` is float16 (small float16
+    gradients underflow without loss scaling; bfloat16 has float32's range and needs none).
+    Inactive, its ``scale``, ``step`` and ``update`` pass through."""
+    active = autocast_dtype(enabled, device) == torch.float16
+    return torch.amp.GradScaler(device.type if active else "cpu", enabled=active)
 
 
 def memory_format(channels_last: bool, spatial_dims: int = 2) -> torch.memory_format:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import torch
 
@@ -88,3 +89,21 @@ def test_short_3d_training_run_lowers_the_loss(brats_root, tmp_path):
     assert losses[-1] < losses[0]
     model, saved = load_model(tmp_path / "best.safetensors")
     assert saved.data.dataset == "brats" and saved.model.name == "unet3d"
+
+
+def test_disk_bank_draws_the_batches_of_the_memory_bank(brats_root, tmp_path):
+    """train.bank disk: the case goes to .npy files read through memory maps (not loaded),
+    and the same generator draws the same windows, voxel for voxel, as the in-memory bank."""
+    config = brats_config(model={"name": "unet3d", "in_channels": 4, "out_channels": 3},
+                          data={"dataset": "brats", "patch_size": [32, 48, 64]})
+    split = {"train": [BRATS_TRAIN_CASE], "val": []}
+    memory = bank_for(brats_root, config)
+    disk, _ = prepare(get_dataset("brats"), brats_root, split, config, tmp_path / "bank")
+    assert sorted(p.name for p in (tmp_path / "bank").iterdir()) == [f"{BRATS_TRAIN_CASE}_image.npy", f"{BRATS_TRAIN_CASE}_target.npy"]
+    stored = np.load(tmp_path / "bank" / f"{BRATS_TRAIN_CASE}_image.npy", mmap_mode="r")
+    assert torch.equal(torch.from_numpy(np.array(stored)), memory.images[0])
+    drawn = []
+    for bank in (memory, disk):
+        generator = torch.Generator().manual_seed(3)
+        drawn.append(bank.batch(bank.sample(8, 0.5, generator), AugmentConfig(), generator))
+    assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])

@@ -8,14 +8,21 @@ samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
   slice stacks (2.5D) for slice networks. Each case is zero-padded to at least the window; a
   sample is a window position, with probability ``tumor_fraction`` centred on a random tumor
   (first region) voxel, else anywhere in the case, as nnU-Net's foreground oversampling.
+  Its cases are tensors in memory (``train.bank: memory``) or, for data larger than memory
+  (``train.bank: disk``), ``.npy`` files of a :class:`DiskStore` read through memory maps:
+  a batch reads only its windows, so memory stays flat as the number of cases grows.
 """
 
 from __future__ import annotations
+
+import mmap
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_path
 from ..config import AugmentConfig
 from ..data.augment import augment_batch
 from ..data.preprocessing import stack_slices
@@ -66,20 +73,21 @@ class VolumeBank:
         window: ``(x, y, z)`` voxels of one sample: the 3D patch, or ``(S, S, 1)`` for a slice.
         context: 2.5D only: neighbouring slices on each side stacked as channels; ``None`` for 3D.
         seed: seed of the subsampling of tumor voxels.
+        tumor_voxels: per case, the ``(V, 3)`` tumor voxels to centre windows on, when already
+            chosen (:func:`select_tumor_voxels`; a disk bank chooses them before the target
+            leaves memory).
+        store: the :class:`DiskStore` that maps ``images`` and ``targets`` from disk, released
+            after each batch so memory stays flat; ``None`` for tensors in memory.
     """
 
     def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], window: tuple[int, int, int],
-                 context: int | None = None, seed: int = 0):
-        self.window, self.context = window, context
-        self.images = [_pad_to(image, window) for image in images]
-        self.targets = [_pad_to(target, window) for target in targets]
+                 context: int | None = None, seed: int = 0, tumor_voxels: list[torch.Tensor] | None = None,
+                 store: DiskStore | None = None):
+        self.window, self.context, self.store = window, context, store
+        self.images = [pad_to(image, window) for image in images]
+        self.targets = [pad_to(target, window) for target in targets]
         rng = np.random.default_rng(seed)
-        self.tumor_voxels = []
-        for target in self.targets:
-            voxels = torch.nonzero(target[0] > 0)
-            if len(voxels) > TUMOR_VOXELS_KEPT:
-                voxels = voxels[torch.from_numpy(rng.choice(len(voxels), TUMOR_VOXELS_KEPT, replace=False))]
-            self.tumor_voxels.append(voxels)
+        self.tumor_voxels = tumor_voxels or [select_tumor_voxels(target, rng) for target in self.targets]
 
     def __len__(self) -> int:
         """Windows in one pass: the number of axial slices (2.5D) or of patch-sized blocks (3D)."""
@@ -117,10 +125,53 @@ class VolumeBank:
                 stack = stack_slices(self.images[case][:, x:x + sx, y:y + sy], torch.tensor([z]), self.context)
                 images.append(stack[0])
                 targets.append(self.targets[case][:, x:x + sx, y:y + sy, z])
-        return augment_batch(torch.stack(images), torch.stack(targets), augment, generator)
+        images, targets = torch.stack(images).float(), torch.stack(targets).float()
+        if self.store is not None:
+            self.store.release()
+        return augment_batch(images, targets, augment, generator)
 
 
-def _pad_to(volume: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
+def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """The ``(V, 3)`` voxels of ``target``'s first region (``(K, X, Y, Z)``), at most
+    :data:`TUMOR_VOXELS_KEPT` of them drawn without replacement."""
+    voxels = torch.nonzero(target[0] > 0)
+    if len(voxels) > TUMOR_VOXELS_KEPT:
+        voxels = voxels[torch.from_numpy(rng.choice(len(voxels), TUMOR_VOXELS_KEPT, replace=False))]
+    return voxels
+
+
+class DiskStore:
+    """Preprocessed arrays as ``.npy`` files in ``folder``, read back through memory maps.
+
+    Files are written atomically and kept, so a resumed run (or another rank) reuses them.
+    Pages read through the maps count as this process's memory until :meth:`release`; a 2.5D
+    window reads pages across all slices of its rows (slices are the last, fastest axis).
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.maps: list[mmap.mmap] = []
+
+    def put(self, name: str, array: torch.Tensor) -> torch.Tensor:
+        """Write ``array`` as ``<name>.npy`` unless there, and return it memory-mapped
+        (copy-on-write: nothing is read until indexed, nothing ever written back)."""
+        path = self.folder / f"{name}.npy"
+        if not path.exists():
+            with atomic_path(path) as tmp, tmp.open("wb") as handle:
+                np.save(handle, array.numpy())
+        array = np.load(path, mmap_mode="c")
+        self.maps.append(array._mmap)  # noqa: SLF001  numpy keeps the mmap object there
+        return torch.from_numpy(array)
+
+    def release(self) -> None:
+        """Drop the pages read so far from this process's memory (they are clean: read again
+        from the file, or the page cache, when next needed)."""
+        for mapping in self.maps:
+            mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def pad_to(volume: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
     """Zero-pad the spatial axes of ``(C, X, Y, Z)`` at their end up to ``window`` where shorter."""
     pad = [max(w - n, 0) for n, w in zip(volume.shape[1:], window)]
     return F.pad(volume, (0, pad[2], 0, pad[1], 0, pad[0])) if any(pad) else volume

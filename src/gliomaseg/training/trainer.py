@@ -14,6 +14,11 @@ Files written to the run folder::
     state.safetensors    optimizer, scheduler, RNG and progress, for --resume
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
+
+Under ``torchrun`` the loop is data-parallel (see :mod:`gliomaseg.distributed`): ``train.batch_size``
+and ``train.slices_per_epoch`` are global, shared evenly by the ranks; rank 0 validates and
+writes; the time budget, scheduler and early stopping agree on every rank; ``state.safetensors``
+holds every rank's random state.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import csv
 import dataclasses
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -33,22 +39,24 @@ from ..config import AugmentConfig, Config, save_config
 from ..data.augment import trained_mirror_axes
 from ..data.base import Case, DatasetType, resolve_dataset
 from ..data.preprocessing import Preprocessing
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_initial_weights, load_state, save_model, save_state
-from ..runtime import autocast, memory_format, resolve_device, set_threads
+from ..runtime import autocast, grad_scaler, memory_format, set_threads
 from ..verify import usable
-from .banks import SliceBank, VolumeBank
+from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
 from .checks import check_config
+from ..distributed import Ranks
 
 Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation case
 
 
 class Bank(Protocol):
-    """Training samples held in memory: draws sample indices and turns them into batches."""
+    """Training samples (in memory, or mapped from disk): draws sample indices and turns them
+    into batches."""
 
     def __len__(self) -> int: ...  # samples in one pass, the epoch size when none is configured
 
@@ -107,20 +115,34 @@ class Trainer:
         bank: the training samples (see :class:`Bank`).
         validator: scores the network on each validation patient or case, in [0, 1].
         out: run folder.
+        ranks: this process's rank (default: from the ``torchrun`` environment; one process
+            without it).
+
+    Raises:
+        ConfigError: the device is not available, or ``train.batch_size`` is not a multiple
+            of the number of ranks.
     """
 
-    def __init__(self, config: Config, bank: Bank, validator: Validator, out: Path):
+    def __init__(self, config: Config, bank: Bank, validator: Validator, out: Path, ranks: Ranks | None = None):
         self.config, self.bank, self.validator, self.out = config, bank, validator, Path(out)
-        set_threads(config.runtime.threads)
-        torch.manual_seed(config.train.seed)
-        self.generator = torch.Generator().manual_seed(config.train.seed)
-        self.device = resolve_device(config.runtime.device)
+        self.ranks = ranks = ranks or Ranks.from_environment()
+        if config.train.batch_size % ranks.world:
+            raise ConfigError(f"train.batch_size {config.train.batch_size} is the global batch: it must be a multiple "
+                              f"of the {ranks.world} processes")
+        set_threads(ranks.threads(config.runtime.threads))
+        torch.manual_seed(config.train.seed)  # the same initial weights on every rank
+        self.generator = torch.Generator().manual_seed(ranks.seed(config.train.seed))
+        self.device = ranks.device(config.runtime.device)
+        ranks.start(self.device)
         self.memory_format = memory_format(config.runtime.channels_last, spatial_dims(config.model.name))
-        self.model = create_model(config.model).to(self.device, memory_format=self.memory_format)
+        model = create_model(config.model)
         if config.model.encoder_weights:
-            load_encoder_weights(self.model, config.model.encoder_weights)
+            load_encoder_weights(model, config.model.encoder_weights)
         if config.model.init_weights:
-            load_initial_weights(self.model, config.model)
+            load_initial_weights(model, config.model)
+        self.model = ranks.sync_batchnorm(model, self.device).to(self.device, memory_format=self.memory_format)
+        self.trained = ranks.wrap(self.model, self.device)  # DDP under several ranks; saved weights are self.model's
+        self.scaler = grad_scaler(config.runtime.bf16, self.device)
         self.loss = create_loss(config.train.loss)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -129,15 +151,26 @@ class Trainer:
         self.progress = RunProgress()
 
     # -- checkpoints -------------------------------------------------------------------------
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        """This rank's random states: sample generator, torch CPU and (on CUDA) device RNG."""
+        states = {"rng": self.generator.get_state(), "torch_rng": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return states
+
     def save(self) -> None:
         """Write ``last.safetensors`` and, in one file so they always match, the weights with the
-        optimizer, scheduler, RNG and progress (``state.safetensors``)."""
+        optimizer, scheduler, every rank's RNG states (``rng.<rank>``...) and progress
+        (``state.safetensors``). Every rank calls it (it gathers the RNG states); rank 0 writes."""
+        states = self.ranks.gather(self._rng_states())
+        if not self.ranks.main:
+            return
         save_model(self.model, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
         tensors, rest = _optimizer_state(self.optimizer)
         tensors.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
-        tensors["rng"] = self.generator.get_state()
-        tensors["torch_rng"] = torch.get_rng_state()
-        rest.update(scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress))
+        tensors.update({f"{name}.{rank}": value for rank, state in enumerate(states) for name, value in state.items()})
+        rest.update(scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress),
+                    scaler=self.scaler.state_dict(), world=self.ranks.world)
         save_state(self.out / "state.safetensors", tensors, rest)
 
     def resume(self) -> None:
@@ -149,36 +182,68 @@ class Trainer:
         tensors, rest = load_state(self.out / "state.safetensors")
         self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
         _restore_optimizer(self.optimizer, tensors, rest)
-        self.generator.set_state(tensors["rng"])
-        torch.set_rng_state(tensors["torch_rng"])
         self.scheduler.load_state_dict(rest["scheduler"])
+        if rest.get("scaler"):
+            self.scaler.load_state_dict(rest["scaler"])
         self.progress = RunProgress(**rest["progress"])
+        rank = self.ranks.rank
+        if "rng" in tensors:  # state of gliomaseg 0.2: one process, unnumbered
+            tensors["rng.0"], tensors["torch_rng.0"] = tensors.pop("rng"), tensors.pop("torch_rng")
+        if f"rng.{rank}" in tensors:
+            self.generator.set_state(tensors[f"rng.{rank}"])
+            torch.set_rng_state(tensors[f"torch_rng.{rank}"])
+            if self.device.type == "cuda" and f"cuda_rng.{rank}" in tensors:
+                torch.cuda.set_rng_state(tensors[f"cuda_rng.{rank}"], self.device)
+        else:  # a run resumed on more ranks than it was saved with: fresh draws for this rank
+            self.generator.manual_seed(self.ranks.seed(self.config.train.seed) + self.progress.epoch)
 
     # -- loop --------------------------------------------------------------------------------
     def _epoch(self, deadline: float, bar: Progress) -> tuple[float, int]:
-        cfg = self.config.train
-        count = cfg.slices_per_epoch or len(self.bank)
+        """One epoch of this rank's share of the samples; returns its mean loss and the
+        samples seen by all ranks. Stops at ``deadline`` as soon as any rank passes it. The next
+        batch is read and augmented in a background thread while the network trains on this
+        one (in order, so the draws are the same as without it)."""
+        cfg, world = self.config.train, self.ranks.world
+        count = (cfg.slices_per_epoch or len(self.bank)) // world
+        batch_size = cfg.batch_size // world
         order = self.bank.sample(count, cfg.tumor_fraction, self.generator)
-        self.model.train()
+        self.trained.train()
         task = bar.add_task(f"epoch {self.progress.epoch + 1}", total=count)
         losses, seen = [], 0
-        for start in range(0, count - cfg.batch_size + 1, cfg.batch_size):
-            if time.monotonic() > deadline:
-                break
-            index = order[start:start + cfg.batch_size]
-            images, masks = self.bank.batch(index, self.config.augment, self.generator)
-            images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-            with autocast(self.config.runtime.bf16, self.device):
-                logits = self.model(images)
-            loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            losses.append(loss.item())
-            seen += len(index)
-            bar.update(task, advance=len(index), description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
+        pin = self.device.type == "cuda"
+        starts = range(0, count - batch_size + 1, batch_size)
+
+        def load(start: int) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.bank.batch(order[start:start + batch_size], self.config.augment, self.generator)
+
+        with ThreadPoolExecutor(1) as loader:
+            pending = [loader.submit(load, start) for start in starts[:1]]
+            for step in range(len(starts)):
+                if self.ranks.any(time.monotonic() > deadline, self.device):
+                    break
+                images, masks = pending.pop().result()
+                if step + 1 < len(starts):
+                    pending.append(loader.submit(load, starts[step + 1]))
+                losses.append(self._step(images, masks, pin))
+                seen += batch_size * world
+                bar.update(task, advance=batch_size,
+                           description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
         bar.remove_task(task)
         return (float(np.mean(losses)) if losses else math.nan), seen
+
+    def _step(self, images: torch.Tensor, masks: torch.Tensor, pin: bool) -> float:
+        """One optimisation step on a batch; returns its loss."""
+        if pin:  # page-locked host memory: the copy to the GPU runs asynchronously
+            images, masks = images.pin_memory(), masks.pin_memory()
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        with autocast(self.config.runtime.bf16, self.device):
+            logits = self.trained(images)
+        loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.item()
 
     def fit(self, max_minutes: float | None = None) -> RunProgress:
         """Train until ``max_epochs``, early stopping, or ``max_minutes`` of total training time.
@@ -187,11 +252,14 @@ class Trainer:
             the final progress record (best validation Dice, epochs, minutes).
         """
         cfg = self.config.train
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_config(self.config, self.out / "config.yaml")
-        writer = _tensorboard(self.out / "tensorboard", self.progress.epoch + 1)
+        main = self.ranks.main
+        writer = None
+        if main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.out / "config.yaml")
+            writer = _tensorboard(self.out / "tensorboard", self.progress.epoch + 1)
         budget = math.inf if max_minutes is None else max_minutes * 60
-        with Progress(transient=True) as bar:
+        with Progress(transient=True, disable=not main) as bar:
             while self.progress.epoch < cfg.max_epochs and self.progress.epochs_since_best < cfg.early_stop_patience:
                 left = budget - self.progress.minutes * 60
                 if left <= 0:
@@ -199,8 +267,9 @@ class Trainer:
                 started = time.monotonic()
                 train_loss, seen = self._epoch(started + left, bar)
                 self.model.eval()
-                dices = self.validator(self.model)
-                elapsed = time.monotonic() - started
+                # rank 0 validates; its scores and clock drive every rank's schedule
+                dices, elapsed = self.ranks.broadcast(
+                    (self.validator(self.model), time.monotonic() - started) if main else None)
                 self._record(train_loss, dices, elapsed, seen, writer)
         if writer is not None:
             writer.close()
@@ -224,10 +293,13 @@ class Trainer:
         self.scheduler.step(dice_mean)
         if dice_mean > progress.best_dice:
             progress.best_dice, progress.epochs_since_best = dice_mean, 0
-            save_model(self.model, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
+            if self.ranks.main:
+                save_model(self.model, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
         else:
             progress.epochs_since_best += 1
         self.save()
+        if not self.ranks.main:
+            return
         _append_csv(self.out / "metrics.csv", row)
         if writer is not None:
             for key in ("train_loss", "val_dice_mean", "val_dice_median", "lr", "slices_per_s"):
@@ -269,11 +341,14 @@ def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, re
     config.data.dataset = dataset.name
     config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
     check_config(config)
-    bank, validator = prepare(dataset, data, split, config)
+    bank, validator = prepare(dataset, data, split, config, Path(out) / "bank" if config.train.bank == "disk" else None)
     trainer = Trainer(config, bank, validator, out)
-    if resume:
-        trainer.resume()
-    return trainer.fit(max_minutes)
+    try:
+        if resume:
+            trainer.resume()
+        return trainer.fit(max_minutes)
+    finally:
+        trainer.ranks.stop()
 
 
 def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, noun: str) -> list[str]:
@@ -289,9 +364,12 @@ def require_split_ids(data: Path, split: dict[str, list[str]], found: dict, noun
     return wanted
 
 
-def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], config: Config) -> tuple[SliceBank | VolumeBank, Validator]:
+def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], config: Config,
+            store: Path | None = None) -> tuple[SliceBank | VolumeBank, Validator]:
     """Read the split's train and val cases; preprocess the train cases into the bank the
-    network trains on, keep the val cases for the validator.
+    network trains on, keep the val cases for the validator. With a ``store`` folder (volume
+    datasets), each preprocessed case goes to disk at once (:class:`.banks.DiskStore`) and the
+    bank reads it through memory maps: memory holds one case at a time, whatever their number.
 
     Raises:
         InputError: a case of the split is missing or unreadable; the first problem that the
@@ -305,19 +383,27 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
         raise InputError(problems[0].path, problems[0].problem + more)
     channels = config.model.in_channels // (2 * config.data.context_slices + 1) if spatial_dims(config.model.name) == 2 else config.model.in_channels
     preprocessing = Preprocessing.from_config(config.data, dataset.volumetric)
-    images, targets, tumor = [], [], []
+    window = tuple(config.data.patch_size)
+    disk = DiskStore(store) if store is not None and dataset.volumetric else None
+    rng = np.random.default_rng(config.train.seed)
+    images, targets, tumor, tumor_voxels = [], [], [], []
     for cid in track(split["train"], description=f"loading {dataset.case_noun}s", transient=True):
         case = dataset.load(by_id[cid], channels)
         prepared = preprocessing.forward(case.images)
         regions = case.labels.to_regions(case.label)
-        images.append(prepared.images)
-        targets.append(preprocessing.target(regions, prepared))
+        image, target = prepared.images, preprocessing.target(regions, prepared)
+        if disk is not None:  # padded and tumor voxels chosen while in memory, then memory-mapped
+            image, target = pad_to(image, window), pad_to(target, window)
+            tumor_voxels.append(select_tumor_voxels(target, rng))
+            image, target = disk.put(f"{cid}_image", image), disk.put(f"{cid}_target", target.to(torch.uint8))
+        images.append(image)
+        targets.append(target)
         tumor.append(torch.from_numpy(regions[0].reshape(-1, regions.shape[-1]).any(axis=0)))
     val_cases = [dataset.load(by_id[cid], channels) for cid in split["val"]]
     if dataset.volumetric:
         three_d = spatial_dims(config.model.name) == 3
-        bank = VolumeBank(images, targets, tuple(config.data.patch_size), None if three_d else config.data.context_slices,
-                          config.train.seed)
+        bank = VolumeBank(images, targets, window, None if three_d else config.data.context_slices,
+                          config.train.seed, tumor_voxels or None, disk)
     else:
         bank = SliceBank(images, targets, tumor, config.data.context_slices)
     return bank, lambda model: validate(Predictor(model, config), val_cases)
