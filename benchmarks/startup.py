@@ -9,7 +9,8 @@ the patient's masks and overlays.
 
 With ``--baseline-src DIR`` (the ``src`` folder of another checkout, for example of an earlier
 commit through ``git worktree add``), the same command of that version is timed in the same
-alternation, put first on ``PYTHONPATH``, so both versions are compared in one run.
+alternation (as ``python -m gliomaseg``), put first on ``PYTHONPATH``, so both versions are
+compared in one run.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def main() -> None:
         for _ in range(args.repeats):
             torch_times.append(seconds([sys.executable, "-c", "import torch"]))
             segment_times.append(seconds(command + [str(Path(out) / "this")]))
-            if baseline_env:
-                baseline_times.append(seconds(command + [str(Path(out) / "baseline")], baseline_env))
+            if baseline_env:  # `python -m gliomaseg`: the console script's entry point differs between versions
+                baseline = [sys.executable, "-m", "gliomaseg", *command[1:]]
+                baseline_times.append(seconds(baseline + [str(Path(out) / "baseline")], baseline_env))
     base, segment = statistics.median(torch_times), statistics.median(segment_times)
     print(f"patient {args.patient.name}, {slices} slices; median of {args.repeats} alternating runs each")
     print(f"  python -c 'import torch'            {base:6.2f} s")

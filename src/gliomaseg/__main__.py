@@ -1,5 +1,5 @@
 """``python -m gliomaseg``: the same as the ``gliomaseg`` command."""
 
-from .cli import app
+from .cli import main
 
-app(prog_name="gliomaseg")
+main()
