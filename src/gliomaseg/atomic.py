@@ -1,4 +1,5 @@
-"""Atomic file writes: a result appears complete or not at all, never half-written."""
+"""Output files and folders: atomic writes (a result appears complete or not at all, never
+half-written), and the check every command makes of its ``--out`` folder."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from .errors import InputError
 
 
 @contextlib.contextmanager
@@ -38,3 +41,14 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def require_folder(out: Path, noun: str = "folder") -> None:
+    """Refuse an ``--out`` that exists and is not a folder (a file where the command would
+    write its folder of outputs), before any slow work.
+
+    Raises:
+        InputError: naming ``out``; ``noun`` says what ``--out`` must be ("folder", "run folder").
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(out, f"exists and is not a folder; --out needs a {noun}")

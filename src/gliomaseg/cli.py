@@ -208,6 +208,7 @@ def train(
     """Train a network; keeps best (validation per-patient Dice) and last checkpoints."""
     import shutil
 
+    from .atomic import require_folder
     from .config import load_config
     from .data.splits import load_split
     from .distributed import processes
@@ -222,8 +223,7 @@ def train(
     if encoder_weights is not None:
         config.model.encoder_weights = str(encoder_weights)
     split_ids = load_split(split_file)
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder; --out needs a run folder")
+    require_folder(out, "run folder")
     started = (out / "state.safetensors").exists()
     if resume and not started:
         raise InputError(out, "nothing to resume: no state.safetensors")

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import write_text_atomic
+from .atomic import require_folder, write_text_atomic
 from .data.base import Case, CaseRef, DatasetType
 from .data.labels import BinaryLabels
 from .distributed import Ranks
@@ -223,8 +223,7 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
     Raises:
         InputError: ``out`` is a file, or already holds one of the evaluation files.
     """
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder; --out needs a folder")
+    require_folder(out)
     if not overwrite and any((out / name).exists() for name in OUTPUTS):
         raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
 

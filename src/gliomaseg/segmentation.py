@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .atomic import write_text_atomic
+from .atomic import require_folder, write_text_atomic
 from .data.base import Case, CaseRef, DatasetType, WriteOptions, detect_dataset, existing_outputs
 from .data.io import warn_once
 from .errors import InputError
@@ -182,7 +182,6 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
     Raises:
         InputError: ``out`` is a file, or holds ``results.jsonl`` and ``overwrite`` is false.
     """
-    if out.exists() and not out.is_dir():
-        raise InputError(out, "exists and is not a folder; --out needs a folder")
+    require_folder(out)
     if (out / RESULTS).exists() and not overwrite:
         raise InputError(out / RESULTS, "already exists; pass --overwrite to replace earlier results")
