@@ -62,6 +62,11 @@ class Case:
     def spatial_shape(self) -> tuple[int, ...]:
         return tuple(self.images.shape[1:])
 
+    @property
+    def voxel_ml(self) -> float | None:
+        """Volume of one voxel in mL (1 mL = 1000 mm^3) from ``spacing``; ``None`` without it."""
+        return float(np.prod(self.spacing)) / 1000.0 if self.spacing else None
+
 
 @dataclass(frozen=True)
 class WriteOptions:

@@ -275,9 +275,8 @@ def write_volume_outputs(case: Case, label: np.ndarray, probabilities: np.ndarra
     case.grid.save(paths["seg"], label)
     if options.save_probabilities:
         case.grid.save(paths["probabilities"], probabilities, PROBABILITY_STEP)
-    voxel_ml = float(np.prod(case.spacing)) / 1000.0
     regions = case.labels.to_regions(label)
     record = {"type": "case", "case": case.id, "dataset": case.dataset, "spacing_mm": [round(s, 4) for s in case.spacing],
               **{name: str(path) for name, path in paths.items()},
-              "volume_ml": {name: round(float(r.sum()) * voxel_ml, 3) for name, r in zip(case.labels.regions, regions)}}
+              "volume_ml": {name: round(float(r.sum()) * case.voxel_ml, 3) for name, r in zip(case.labels.regions, regions)}}
     return record, list(paths.values())

@@ -68,7 +68,7 @@ def case_summary(case: Case, label: np.ndarray) -> dict:
     """Figures of one segmented case: per-slice areas (pixels, or mm² with spacing) and
     volumes per label value and region (voxels, and mL where the spacing is known)."""
     spacing = case.spacing
-    voxel_ml = float(np.prod(spacing)) / 1000 if spacing else None
+    voxel_ml = case.voxel_ml
     pixel_mm2 = float(spacing[0] * spacing[1]) if spacing else None
     regions = case.labels.to_regions(label)
     per_region = {}
