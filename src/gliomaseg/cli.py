@@ -96,6 +96,8 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
     _show_warnings()
 
 
+FoldOption = typer.Option(None, "--fold", help="Cross-validation fold k of a --split file of folds: "
+                          "trains on the other folds, validates (evaluates) on fold k.")
 ModelOption = typer.Option(None, "--model", "-m", help="Bundled model name (see `gliomaseg models`), run folder or .safetensors; "
                            "default: the bundled model for the input's dataset type.")
 def _sequence_choices(values: list[str]) -> list[str]:
@@ -169,20 +171,23 @@ def split(
     val: float = typer.Option(0.15, help="Fraction of patients for validation."),
     test: float = typer.Option(0.15, help="Fraction of patients for testing."),
     seed: int = typer.Option(0, help="Shuffling seed."),
+    folds: int = typer.Option(0, help="Write K cross-validation folds over every patient instead (train and evaluate with --fold k)."),
     overwrite: bool = typer.Option(False, help="Replace an existing split file."),
 ) -> None:
-    """Patient-level train/val/test split, stratified by institution (TCGA_<inst>_...)."""
+    """Patient-level train/val/test split, or K cross-validation folds, stratified by
+    institution (TCGA_<inst>_...)."""
     from .data import detect_dataset
-    from .data.splits import make_split, save_split
+    from .data.splits import make_folds, make_split, save_split
 
     dataset = detect_dataset(data)
     ids = [ref.id for ref in dataset.find(data, require_labels=False)]
     try:
-        result = make_split(ids, val, test, seed)
+        result = {"folds": make_folds(ids, folds, seed)} if folds else make_split(ids, val, test, seed)
     except ValueError as exc:
         raise InputError(out, str(exc)) from None
     save_split(result, out, overwrite)
-    print(f"{out}: " + ", ".join(f"{k} {len(v)} {dataset.case_noun}s" for k, v in result.items()))
+    sizes = {f"fold {k}": ids for k, ids in enumerate(result["folds"])} if folds else result
+    print(f"{out}: " + ", ".join(f"{k} {len(v)} {dataset.case_noun}s" for k, v in sizes.items()))
 
 
 # Files a training run writes into its folder; --overwrite replaces these and nothing else.
@@ -194,6 +199,7 @@ RUN_FILES = ("config.yaml", "best.safetensors", "last.safetensors", "state.safet
 def train(
     data: Path = typer.Argument(..., help="Dataset folder: kaggle_3m patients, BraTS cases or an image/mask folder."),
     split_file: Path = typer.Option(..., "--split", help="Split file from `gliomaseg split`."),
+    fold: Optional[int] = FoldOption,
     config_file: Path = typer.Option(..., "--config", "-c", help="YAML config (see configs/)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder for checkpoints and logs."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable)."),
@@ -222,7 +228,7 @@ def train(
     check_config(config, str(config_file))
     if encoder_weights is not None:
         config.model.encoder_weights = str(encoder_weights)
-    split_ids = load_split(split_file)
+    split_ids = load_split(split_file, fold)
     require_folder(out, "run folder")
     started = (out / "state.safetensors").exists()
     if resume and not started:
@@ -236,6 +242,65 @@ def train(
     progress = run_training(data, split_ids, config, out, resume, max_minutes)
     if ranks.main:
         print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
+
+
+@app.command()
+@reports_errors
+def cv(
+    data: Path = typer.Argument(..., help="Labelled dataset folder holding every patient of the folds."),
+    split_file: Path = typer.Option(..., "--split", help="Folds file from `gliomaseg split --folds K`."),
+    config_file: Path = typer.Option(..., "--config", "-c", help="YAML config with train.schedule poly (see configs/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the fold runs fold<k>/ and the pooled out-of-fold evaluation."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config value: section.key=value (repeatable)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Training time budget of each fold, minutes."),
+    fold: list[int] = typer.Option([], "--fold", help="Run only this fold (repeatable); default every fold."),
+    device: Optional[str] = DeviceOption,
+    overwrite: bool = typer.Option(False, help="Replace an earlier pooled evaluation in --out (fold runs are resumed, never replaced)."),
+) -> None:
+    """K-fold cross-validation by patient: train each fold on the others (resumed if
+    interrupted), score it on its held-out patients with its last weights, pool the
+    out-of-fold per-patient rows; prints each fold's mean Dice and the pooled statistics."""
+    from .atomic import require_folder
+    from .config import load_config
+    from .crossval import cross_validate, dice_keys, fold_summary
+    from .evaluation import check_output_folder, write_evaluation
+    from .report import print_table
+    from .training.checks import check_config
+
+    config = load_config(config_file, overrides + ([f"runtime.device={device}"] if device else []))
+    check_config(config, str(config_file))
+    require_folder(out, "cross-validation folder")
+    check_output_folder(out, overwrite)
+    evaluation, records = cross_validate(data, split_file, config, out, max_minutes, fold)
+    keys = dice_keys(evaluation)
+    write_evaluation(evaluation, out, overwrite, extra=fold_summary(records, keys))
+    print_table("folds: mean Dice of the held-out patients", ["n", "train minutes", *keys],
+                [[f"fold {r['fold']}", str(r["n"]), f"{r['minutes']:.1f}", *(r[k] for k in keys)] for r in records])
+    print_table(*evaluation.table())
+    print(f"out-of-fold {evaluation.headline()} -> {out}")
+    _report_problems(evaluation.problems, len(evaluation.per_case or evaluation.per_slice))
+
+
+@app.command()
+@reports_errors
+def ensemble(
+    sources: list[str] = typer.Argument(..., help="Weights files, run folders (their best.safetensors) or `gliomaseg cv` "
+                                        "folders (every fold's last.safetensors)."),
+    out: Path = typer.Option(..., "--out", "-o", help=".safetensors file to write; use it as --model."),
+    overwrite: bool = typer.Option(False, help="Replace an existing --out file."),
+) -> None:
+    """Join trained networks of one recipe into a fold ensemble (their probabilities are
+    averaged, as nnU-Net ensembles its folds); inference time grows with each member."""
+    from .crossval import fold_models
+    from .models.weights import resolve_weights, save_ensemble
+
+    if out.is_dir():
+        raise InputError(out, "is a folder; --out needs a .safetensors file path")
+    if out.exists() and not overwrite:
+        raise InputError(out, "already exists; pass --overwrite to replace it")
+    paths = [path for source in sources for path in (fold_models(Path(source)) or [resolve_weights(source)])]
+    config = save_ensemble(paths, out)
+    print(f"{out}: ensemble of {config.model.members} {config.model.name} networks ({', '.join(map(str, paths))})")
 
 
 @app.command()
@@ -348,6 +413,7 @@ def evaluate(
     model: Optional[str] = ModelOption,
     split_file: Optional[Path] = typer.Option(None, "--split", help="Split file; evaluate only --subset of it."),
     subset: Subset = typer.Option(Subset.test, help="Subset of --split to evaluate."),
+    fold: Optional[int] = FoldOption,
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
@@ -369,11 +435,12 @@ def evaluate(
     ranks = processes(devices)
     if ranks is None:
         return
-    split_ids = load_split(split_file) if split_file else None
+    split_ids = load_split(split_file, fold) if split_file else None
     dataset = detect_dataset(data)
     predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
     evaluation = Evaluation(dataset)
-    refs = select(dataset, data, split_ids, subset.value if split_file else None, evaluation.problems)
+    chosen = "val" if fold is not None else subset.value  # a fold's held-out patients are its val subset
+    refs = select(dataset, data, split_ids, chosen if split_file else None, evaluation.problems)
     refs = usable(dataset, refs, evaluation.problems)  # the cheap part of `verify`: headers, before any prediction
     run_evaluation(predictor, dataset, refs, evaluation, ranks)
     ranks.stop()

@@ -28,6 +28,7 @@ POSTPROCESS_CHOICES = ("none", "largest-3d", "min-size:N")
 TTA_CHOICES = ("none", "flip", "flip+rot90")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 BANK_CHOICES = ("memory", "disk")
+SCHEDULE_CHOICES = ("plateau", "poly")
 
 
 @dataclass
@@ -45,6 +46,9 @@ class ModelConfig:
     # name such as ``lgg``, a .safetensors file or a run folder) whose network is the same
     # (name, channels, width); read once when training starts.
     init_weights: str = ""
+    # Networks averaged at inference (a fold ensemble written by `gliomaseg ensemble`, see
+    # gliomaseg.models.ensemble); training builds and trains one network (1).
+    members: int = 1
 
 
 @dataclass
@@ -91,8 +95,15 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation recipe: Adam, ReduceLROnPlateau and early stopping on validation
-    per-patient Dice, best checkpoint kept."""
+    """Optimisation recipe: Adam with one of two learning-rate schedules.
+
+    - ``schedule: plateau``: ReduceLROnPlateau and early stopping on validation per-patient
+      Dice, validated every epoch; the best checkpoint is the model.
+    - ``schedule: poly``: nnU-Net's polynomial decay ``lr * (1 - t)^0.9`` (Isensee et al. 2021),
+      ``t`` the larger of the share of ``max_epochs`` and of the time budget (``--max-minutes``)
+      spent; no early stopping, validation every ``val_every`` epochs for the curves only, the
+      last checkpoint is the model. For cross-validation: the held-out fold chooses nothing.
+    """
 
     loss: str = "bce_dice"
     batch_size: int = 16
@@ -105,6 +116,8 @@ class TrainConfig:
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
     early_stop_patience: int = 15  # epochs without validation gain before training stops
+    schedule: str = "plateau"  # "plateau" | "poly" (see the class docstring)
+    val_every: int = 1  # validate every N epochs (and after the last); above 1 only with "poly"
     seed: int = 0
     # Where volume datasets' preprocessed training cases live: "memory", or "disk" (.npy files
     # in <run folder>/bank, read through memory maps) when they do not fit in memory.
@@ -176,6 +189,7 @@ class Config:
             (self.model.in_channels >= 1, "model.in_channels", "at least 1"),
             (self.model.out_channels >= 1, "model.out_channels", "at least 1"),
             (self.model.width >= 1, "model.width", "at least 1"),
+            (self.model.members >= 1, "model.members", "at least 1"),
             (self.data.image_size >= 0, "data.image_size", "0 (keep the grid) or a side in pixels"),
             (self.data.crop_margin >= 0, "data.crop_margin", "0 or more pixels"),
             (self.data.context_slices >= 0, "data.context_slices", "0 or more"),
@@ -195,6 +209,10 @@ class Config:
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),
             (self.train.early_stop_patience >= 1, "train.early_stop_patience", "at least 1 epoch"),
             (self.train.bank in BANK_CHOICES, "train.bank", f"one of {', '.join(BANK_CHOICES)}"),
+            (self.train.schedule in SCHEDULE_CHOICES, "train.schedule", f"one of {', '.join(SCHEDULE_CHOICES)}"),
+            (self.train.val_every >= 1, "train.val_every", "at least 1 epoch"),
+            (self.train.val_every == 1 or self.train.schedule == "poly", "train.val_every",
+             "1 with schedule plateau (its learning rate and early stopping follow each epoch's validation)"),
             (0 <= self.inference.threshold <= 1, "inference.threshold", "a probability in [0, 1]"),
             (self.inference.batch_size >= 1, "inference.batch_size", "at least 1"),
             (0 <= self.inference.overlap < 1, "inference.overlap", "a fraction in [0, 1)"),

@@ -228,13 +228,14 @@ def check_output_folder(out: Path, overwrite: bool) -> None:
         raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
 
 
-def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False) -> dict:
-    """Write the rows as CSV and ``summary.json`` into ``out``, each file atomically.
+def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False, extra: dict | None = None) -> dict:
+    """Write the rows as CSV and ``summary.json`` (with the ``extra`` entries, e.g. per-fold
+    figures) into ``out``, each file atomically.
 
     Raises:
         InputError: ``out`` already holds an evaluation and ``overwrite`` is false.
     """
-    summary = evaluation.summary()
+    summary = {**evaluation.summary(), **(extra or {})}
     files = {}
     if evaluation.per_slice:
         files["per_slice.csv"] = _csv(evaluation.per_slice)

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from conftest import REPO, SHARED
 
-from gliomaseg.data.splits import load_split, make_split
+from gliomaseg.data.splits import fold_split, load_folds, load_split, make_folds, make_split
 from gliomaseg.errors import InputError
 
 SUBSETS = ("train", "val", "test")
@@ -95,3 +95,78 @@ def test_load_split_rejects_patient_in_two_subsets(tmp_path):
         load_split(path)
     assert raised.value.path == path
     assert "leaky.json" in str(raised.value) and leaked in str(raised.value)
+
+
+# -- cross-validation folds -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [2, 5, 10])
+def test_folds_partition_the_patients_in_near_equal_sizes(ids, k):
+    """make_folds deals every patient into exactly one of k folds whose sizes differ by <= 1."""
+    folds = make_folds(ids, k, 0)
+    assert len(folds) == k
+    members = [pid for fold in folds for pid in fold]
+    assert sorted(members) == sorted(ids) and len(members) == len(set(members))
+    sizes = [len(fold) for fold in folds]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_every_large_institution_in_every_fold(ids):
+    """An institution with at least 5 patients has patients in each of the 5 folds."""
+    folds = make_folds(ids, 5, 0)
+    sizes = Counter(_institution(pid) for pid in ids)
+    for inst in (inst for inst, count in sizes.items() if count >= 5):
+        assert all(any(_institution(pid) == inst for pid in fold) for fold in folds), inst
+
+
+def test_fold_split_holds_out_one_fold(ids):
+    """Fold k trains on every other fold and validates on fold k; together they are everyone."""
+    folds = make_folds(ids, 5, 0)
+    for k, fold in enumerate(folds):
+        split = fold_split(folds, k)
+        assert split["val"] == fold and split["test"] == []
+        assert not set(split["train"]) & set(fold)
+        assert sorted(split["train"] + split["val"]) == sorted(ids)
+
+
+@pytest.mark.parametrize("name, count", [("lgg_folds.json", 90), ("brats_folds.json", 10)])
+def test_committed_folds_match_make_folds(name, count):
+    """splits/<dataset>_folds.json is make_folds(its ids, 5, 0) over every shared patient (case)."""
+    folds = load_folds(REPO / "splits" / name)
+    ids = [pid for fold in folds for pid in fold]
+    archives = sorted(p.name.split(".")[0] for p in (SHARED / name.split("_")[0] / ("patients" if count == 90 else "cases")).iterdir())
+    assert sorted(ids) == archives and len(ids) == count
+    assert folds == make_folds(ids, 5, 0)
+
+
+def test_load_split_of_a_folds_file_needs_a_fold(tmp_path, ids):
+    """A folds file gives fold k's split with fold=k; without a fold, out of range, or a fold of a
+    plain split, the error names the file."""
+    path = tmp_path / "folds.json"
+    path.write_text(json.dumps({"folds": make_folds(ids, 3, 0)}))
+    assert load_split(path, 1) == fold_split(make_folds(ids, 3, 0), 1)
+    for fold, words in ((None, "--fold 0..2"), (3, "from 0 to 2")):
+        with pytest.raises(InputError, match=words) as raised:
+            load_split(path, fold)
+        assert raised.value.path == path
+    with pytest.raises(InputError, match="not cross-validation folds"):
+        load_split(REPO / "splits" / "lgg.json", 0)
+    with pytest.raises(InputError, match="no cross-validation folds"):
+        load_folds(REPO / "splits" / "lgg.json")
+
+
+def test_load_folds_rejects_patient_in_two_folds(tmp_path, ids):
+    """A patient in two folds would be trained on and scored: refused, naming patient and folds."""
+    folds = make_folds(ids, 5, 0)
+    folds[3].append(folds[0][0])
+    path = tmp_path / "leaky.json"
+    path.write_text(json.dumps({"folds": folds}))
+    with pytest.raises(InputError, match=f"{folds[0][0]} is in both fold 0 and fold 3"):
+        load_folds(path)
+
+
+@pytest.mark.parametrize("k", [1, 91])
+def test_make_folds_refuses_impossible_counts(ids, k):
+    """Fewer than 2 folds or more folds than patients is a ValueError."""
+    with pytest.raises(ValueError, match="--folds"):
+        make_folds(ids, k, 0)

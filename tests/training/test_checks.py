@@ -26,6 +26,10 @@ def _config(**sections) -> Config:
     ({"inference": {"postprocess": "min-size:big"}}, "inference.postprocess"),
     ({"runtime": {"device": "gpu"}}, "runtime.device"),
     ({"data": {"patch_size": [64, 0, 64]}}, "data.patch_size"),
+    ({"train": {"schedule": "cosine"}}, "train.schedule"),
+    ({"train": {"val_every": 0}}, "train.val_every"),
+    ({"train": {"val_every": 4}}, "train.val_every"),  # plateau needs every epoch's validation
+    ({"model": {"members": 0}}, "model.members"),
 ])
 def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
     """A value of the right type but out of range fails when the file is read, naming the key."""
@@ -49,6 +53,7 @@ def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
      "divisible by 16"),
     ({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "patch_size": [64, 64, 64]},
       "inference": {"tta": "flip+rot90"}}, "flip+rot90"),
+    ({"model": {"members": 5}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "gliomaseg ensemble"),
 ])
 def test_cross_field_rules(sections, words):
     """Each rule between network, dataset type and data settings fails with a message naming it."""

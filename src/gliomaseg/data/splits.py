@@ -1,8 +1,13 @@
-"""Patient-level train/validation/test splits, stratified by source institution.
+"""Patient-level train/validation/test splits and cross-validation folds, stratified by source
+institution.
 
-No patient is ever in two subsets. Each institution's patients are shuffled with the seed and
-dealt out in proportion, so every subset draws from every institution that has enough
-patients (an institution with one or two patients can only reach some subsets).
+No patient is ever in two subsets or two folds. Each institution's patients are shuffled with
+the seed and dealt out in proportion, so every subset (fold) draws from every institution that
+has enough patients (an institution with one or two patients can only reach some of them).
+
+A split file holds either ``{"train": [...], "val": [...], "test": [...]}`` or, for
+cross-validation (nnU-Net's 5 folds), ``{"folds": [[...], ...]}``: fold ``k``'s split trains on
+every other fold and validates on fold ``k`` (:func:`fold_split`).
 """
 
 from __future__ import annotations
@@ -42,15 +47,7 @@ def make_split(patient_ids: list[str], val: float = 0.15, test: float = 0.15, se
         raise ValueError(f"fractions must satisfy 0 <= val, test and val + test < 1, got val={val}, test={test}")
     if len(set(patient_ids)) != len(patient_ids):
         raise ValueError("patient ids are not unique")
-    groups: dict[str, list[str]] = defaultdict(list)
-    for pid in sorted(patient_ids):
-        groups[institution(pid)].append(pid)
-    rng = random.Random(seed)
-    ordered = []
-    for inst in sorted(groups):
-        members = groups[inst][:]
-        rng.shuffle(members)
-        ordered.extend(members)
+    ordered = _stratified_order(patient_ids, seed)
     # Systematic sampling along the list grouped by institution: every 1/test-th patient goes
     # to test, then every 1/val-th of the rest to val, so each institution is represented in
     # proportion to its size.
@@ -65,13 +62,63 @@ def make_split(patient_ids: list[str], val: float = 0.15, test: float = 0.15, se
     return {name: sorted(ids) for name, ids in split.items()}
 
 
+def make_folds(patient_ids: list[str], folds: int = 5, seed: int = 0) -> list[list[str]]:
+    """Deal patients into ``folds`` cross-validation folds of near-equal size (sizes differ by
+    at most one), stratified by institution like :func:`make_split`.
+
+    Args:
+        patient_ids: unique patient (case) ids.
+        folds: number of folds, from 2 to the number of patients.
+        seed: shuffling seed; the same ids and seed give the same folds.
+
+    Returns:
+        ``folds`` sorted lists of ids; every id is in exactly one.
+
+    Raises:
+        ValueError: fewer than 2 folds, more folds than patients, or duplicate ids.
+    """
+    if not 2 <= folds <= len(patient_ids):
+        raise ValueError(f"--folds must be from 2 to the number of patients ({len(patient_ids)}), got {folds}")
+    if len(set(patient_ids)) != len(patient_ids):
+        raise ValueError("patient ids are not unique")
+    ordered = _stratified_order(patient_ids, seed)
+    return [sorted(ordered[k::folds]) for k in range(folds)]
+
+
+def fold_split(folds: list[list[str]], fold: int) -> dict[str, list[str]]:
+    """The split of cross-validation fold ``fold``: train on the other folds, validate on this
+    one, no test subset (the held-out fold is the test of cross-validation).
+
+    Raises:
+        ValueError: ``fold`` is not in ``0 .. len(folds) - 1``.
+    """
+    if not 0 <= fold < len(folds):
+        raise ValueError(f"--fold must be from 0 to {len(folds) - 1}, got {fold}")
+    train = sorted(pid for k, ids in enumerate(folds) if k != fold for pid in ids)
+    return {"train": train, "val": list(folds[fold]), "test": []}
+
+
+def _stratified_order(patient_ids: list[str], seed: int) -> list[str]:
+    """Ids grouped by institution (sorted), each group shuffled with ``seed``."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for pid in sorted(patient_ids):
+        groups[institution(pid)].append(pid)
+    rng = random.Random(seed)
+    ordered = []
+    for inst in sorted(groups):
+        members = groups[inst][:]
+        rng.shuffle(members)
+        ordered.extend(members)
+    return ordered
+
+
 def _every(items: list[str], fraction: float) -> list[str]:
     """Items at the positions where ``floor(position * fraction)`` steps up."""
     return [item for i, item in enumerate(items) if int((i + 1) * fraction) > int(i * fraction)]
 
 
-def save_split(split: dict[str, list[str]], path: str | Path, overwrite: bool = False) -> None:
-    """Write a split as JSON, atomically.
+def save_split(split: dict[str, list[str]] | dict[str, list[list[str]]], path: str | Path, overwrite: bool = False) -> None:
+    """Write a split (or ``{"folds": ...}``) as JSON, atomically.
 
     Raises:
         InputError: ``path`` exists and ``overwrite`` is false.
@@ -82,19 +129,27 @@ def save_split(split: dict[str, list[str]], path: str | Path, overwrite: bool = 
     write_text_atomic(path, json.dumps(split, indent=2) + "\n")
 
 
-def load_split(path: str | Path) -> dict[str, list[str]]:
-    """Read a split written by :func:`save_split`.
+def load_split(path: str | Path, fold: int | None = None) -> dict[str, list[str]]:
+    """Read a split written by :func:`save_split`; for a file of cross-validation folds, the
+    split of ``fold`` (:func:`fold_split`).
 
     Raises:
-        InputError: missing file, not JSON, missing subsets, or a patient in two subsets.
+        InputError: missing file, not JSON, missing subsets, a patient in two subsets or folds,
+            a fold file read without ``fold`` (or a plain split with one), or ``fold`` out of
+            range.
     """
     path = Path(path)
-    try:
-        split = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(path, "no such split file") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    split = _read(path)
+    if isinstance(split, dict) and "folds" in split:
+        folds = _checked_folds(path, split["folds"])
+        if fold is None:
+            raise InputError(path, f"holds {len(folds)} cross-validation folds; choose one with --fold 0..{len(folds) - 1}")
+        try:
+            return fold_split(folds, fold)
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
+    if fold is not None:
+        raise InputError(path, "is a train/val/test split, not cross-validation folds (write those with gliomaseg split --folds K)")
     if not isinstance(split, dict) or not all(isinstance(split.get(s), list) for s in SUBSETS):
         raise InputError(path, f"a split needs the lists {', '.join(SUBSETS)}")
     seen: dict[str, str] = {}
@@ -104,3 +159,37 @@ def load_split(path: str | Path) -> dict[str, list[str]]:
                 raise InputError(path, f"patient {pid} is in both {seen[pid]} and {name}")
             seen[pid] = name
     return {name: split[name] for name in SUBSETS}
+
+
+def load_folds(path: str | Path) -> list[list[str]]:
+    """The folds of a cross-validation split file (``{"folds": [[ids], ...]}``).
+
+    Raises:
+        InputError: missing file, not JSON, no ``folds`` list, or a patient in two folds.
+    """
+    path = Path(path)
+    raw = _read(path)
+    if not isinstance(raw, dict) or "folds" not in raw:
+        raise InputError(path, "holds no cross-validation folds (write them with gliomaseg split --folds K)")
+    return _checked_folds(path, raw["folds"])
+
+
+def _checked_folds(path: Path, folds: object) -> list[list[str]]:
+    if not isinstance(folds, list) or len(folds) < 2 or not all(isinstance(f, list) and f for f in folds):
+        raise InputError(path, "folds must be a list of at least 2 non-empty lists of ids")
+    seen: dict[str, int] = {}
+    for k, ids in enumerate(folds):
+        for pid in ids:
+            if pid in seen:
+                raise InputError(path, f"patient {pid} is in both fold {seen[pid]} and fold {k}")
+            seen[pid] = k
+    return folds
+
+
+def _read(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(path, "no such split file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(path, f"not valid JSON ({exc.__class__.__name__})") from None

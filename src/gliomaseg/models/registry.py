@@ -53,12 +53,17 @@ def register(name: str, reference_width: int, spatial_dims: int = 2) -> Callable
 
 
 def create_model(config: ModelConfig) -> nn.Module:
-    """Build the network named in ``config``.
+    """Build the network named in ``config``; with ``config.members`` above 1, an
+    :class:`~.ensemble.Ensemble` of that many such networks.
 
     Raises:
         ConfigError: unknown name.
     """
-    return _spec(config.name).builder(config.in_channels, config.out_channels, config.width)
+    from .ensemble import Ensemble
+
+    spec = _spec(config.name)
+    members = [spec.builder(config.in_channels, config.out_channels, config.width) for _ in range(config.members)]
+    return members[0] if config.members == 1 else Ensemble(members)
 
 
 def load_encoder_weights(model: nn.Module, path: str) -> None:

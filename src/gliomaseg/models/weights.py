@@ -108,6 +108,41 @@ def load_model(path: str | Path) -> tuple[nn.Module, Config]:
     return model.eval(), config
 
 
+def save_ensemble(sources: list[str | Path], out: str | Path, **metadata: Any) -> Config:
+    """Join trained networks into one ensemble weights file (:class:`~.ensemble.Ensemble`):
+    the members' weights under ``members.<i>.``, the first member's config with
+    ``model.members`` set, the sources' paths (``members_from``) and ``metadata``, written
+    atomically.
+
+    Args:
+        sources: at least two weights files (see :func:`resolve_weights` for what a run
+            folder or a bundled name resolves to) of the same network and data recipe.
+        out: the ``.safetensors`` file to write.
+
+    Returns:
+        the ensemble's config.
+
+    Raises:
+        InputError: a source is unreadable, is itself an ensemble, or differs from the first
+            in its network (``model``) or preprocessing (``data``).
+    """
+    from .ensemble import Ensemble
+
+    if len(sources) < 2:
+        raise InputError(out, f"an ensemble needs at least two members, got {len(sources)}")
+    models = [load_model(source) for source in sources]
+    first = models[0][1]
+    for source, (_, config) in zip(sources, models):
+        if config.model.members != 1:
+            raise InputError(source, f"is already an ensemble of {config.model.members}; join single networks")
+        if (config.model, config.data) != (first.model, first.data):
+            raise InputError(source, f"its network or preprocessing differs from {sources[0]}'s (model and data sections)")
+    config = Config.from_dict(first.to_dict())
+    config.model.members = len(models)
+    save_model(Ensemble([model for model, _ in models]), config, out, members_from=[str(s) for s in sources], **metadata)
+    return config
+
+
 def bundled_weights(name: str = "lgg") -> Path:
     """Path of the bundled model ``name`` (a key of :data:`BUNDLED`) inside the package.
 

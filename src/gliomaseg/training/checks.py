@@ -21,7 +21,8 @@ def check_config(config: Config, source: str = "config") -> None:
     (``data.image_size`` > 0) to a multiple of the network's stride; volume datasets are not
     resized, and their ``data.patch_size`` is a multiple of the stride in-plane (all axes
     for 3D networks) with a depth of 1 for slice networks; ``flip+rot90`` TTA is for slice
-    networks; ``model.init_weights`` holds the same network.
+    networks; ``model.init_weights`` holds the same network; ``model.members`` is 1 (an
+    ensemble is joined from trained runs, not trained).
 
     Raises:
         ConfigError: naming ``source`` and the keys that disagree.
@@ -30,6 +31,9 @@ def check_config(config: Config, source: str = "config") -> None:
         dims = spatial_dims(config.model.name)
     except ConfigError as exc:
         raise ConfigError(f"{source}: model.name: {exc}") from None
+    if config.model.members != 1:
+        raise ConfigError(f"{source}: model.members is {config.model.members}: training builds one network; "
+                          "train each member (e.g. `gliomaseg cv`), then join them with `gliomaseg ensemble`")
     with torch.device("meta"):
         stride = getattr(create_model(config.model), "stride", 1)
     if dims == 3 and config.inference.tta == "flip+rot90":

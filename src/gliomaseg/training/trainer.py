@@ -1,5 +1,6 @@
-"""The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice
-each epoch, ReduceLROnPlateau, early stopping, best and last checkpoints, resume, time budget.
+"""The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice,
+ReduceLROnPlateau with early stopping or nnU-Net's poly schedule over a time budget, best and
+last checkpoints, resume.
 
 The loop is the same for every dataset: a *bank* (:class:`.banks.SliceBank` for slice
 datasets, :class:`.banks.VolumeBank` for windows of volumes) draws augmented batches, and a
@@ -149,6 +150,7 @@ class Trainer:
             self.optimizer, mode="max", factor=config.train.plateau_factor,
             patience=config.train.plateau_patience, min_lr=config.train.min_lr)
         self.progress = RunProgress()
+        self.budget_s = math.inf  # training time budget in seconds (set by fit)
 
     # -- checkpoints -------------------------------------------------------------------------
     def _rng_states(self) -> dict[str, torch.Tensor]:
@@ -211,6 +213,7 @@ class Trainer:
         task = bar.add_task(f"epoch {self.progress.epoch + 1}", total=count)
         losses, seen = [], 0
         pin = self.device.type == "cuda"
+        epoch_start = time.monotonic()
         starts = range(0, count - batch_size + 1, batch_size)
 
         def load(start: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,6 +224,8 @@ class Trainer:
             for step in range(len(starts)):
                 if self.ranks.any(time.monotonic() > deadline, self.device):
                     break
+                if cfg.schedule == "poly":
+                    self._poly_lr(step / len(starts), time.monotonic() - epoch_start)
                 images, masks = pending.pop().result()
                 if step + 1 < len(starts):
                     pending.append(loader.submit(load, starts[step + 1]))
@@ -230,6 +235,17 @@ class Trainer:
                            description=f"epoch {self.progress.epoch + 1} loss {np.mean(losses[-20:]):.3f}")
         bar.remove_task(task)
         return (float(np.mean(losses)) if losses else math.nan), seen
+
+    def _poly_lr(self, epoch_fraction: float, seconds: float) -> None:
+        """nnU-Net's poly schedule, ``lr * (1 - t)^0.9``, ``t`` the larger of the share of
+        ``max_epochs`` and of the time budget spent so far (``seconds`` into this epoch)."""
+        cfg = self.config.train
+        spent = (self.progress.epoch + epoch_fraction) / cfg.max_epochs
+        if math.isfinite(self.budget_s):
+            spent = max(spent, (self.progress.minutes * 60 + seconds) / self.budget_s)
+        lr = cfg.lr * max(0.0, 1.0 - spent) ** 0.9
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     def _step(self, images: torch.Tensor, masks: torch.Tensor, pin: bool) -> float:
         """One optimisation step on a batch; returns its loss."""
@@ -258,18 +274,22 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(self.config, self.out / "config.yaml")
             writer = _tensorboard(self.out / "tensorboard", self.progress.epoch + 1)
-        budget = math.inf if max_minutes is None else max_minutes * 60
+        self.budget_s = budget = math.inf if max_minutes is None else max_minutes * 60
+        plateau = cfg.schedule == "plateau"
         with Progress(transient=True, disable=not main) as bar:
-            while self.progress.epoch < cfg.max_epochs and self.progress.epochs_since_best < cfg.early_stop_patience:
+            while self.progress.epoch < cfg.max_epochs and not (plateau and self.progress.epochs_since_best >= cfg.early_stop_patience):
                 left = budget - self.progress.minutes * 60
                 if left <= 0:
                     break
                 started = time.monotonic()
                 train_loss, seen = self._epoch(started + left, bar)
                 self.model.eval()
+                epoch = self.progress.epoch + 1
+                final = epoch >= cfg.max_epochs or time.monotonic() - started >= left
+                validate_now = epoch % cfg.val_every == 0 or final
                 # rank 0 validates; its scores and clock drive every rank's schedule
                 dices, elapsed = self.ranks.broadcast(
-                    (self.validator(self.model), time.monotonic() - started) if main else None)
+                    ((self.validator(self.model) if validate_now else []), time.monotonic() - started) if main else None)
                 self._record(train_loss, dices, elapsed, seen, writer)
         if writer is not None:
             writer.close()
@@ -290,12 +310,13 @@ class Trainer:
             "slices_per_s": round(seen / seconds, 2),
         }
         progress.history.append(row)
-        self.scheduler.step(dice_mean)
-        if dice_mean > progress.best_dice:
+        if self.config.train.schedule == "plateau":
+            self.scheduler.step(dice_mean)
+        if dices and dice_mean > progress.best_dice:  # no dices: not validated (poly, val_every > 1)
             progress.best_dice, progress.epochs_since_best = dice_mean, 0
             if self.ranks.main:
                 save_model(self.model, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
-        else:
+        elif dices:
             progress.epochs_since_best += 1
         self.save()
         if not self.ranks.main:

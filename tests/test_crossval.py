@@ -1,0 +1,159 @@
+"""Cross-validation on real LGG patients (2 folds of 2, a tiny network): the poly schedule,
+out-of-fold pooling, resume, the `cv` command, and fold ensembles (`gliomaseg ensemble`)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import assert_no_traceback, run_cli
+from conftest import TRAIN_PATIENTS, VAL_PATIENTS
+
+from gliomaseg.config import Config, save_config
+from gliomaseg.crossval import cross_validate, fold_models, fold_summary
+from gliomaseg.data.base import get_dataset
+from gliomaseg.errors import ConfigError
+from gliomaseg.inference.predictor import Predictor
+from gliomaseg.models.weights import load_model, read_metadata
+
+PATIENTS = TRAIN_PATIENTS + VAL_PATIENTS
+FOLDS = [PATIENTS[:2], PATIENTS[2:]]
+EPOCHS, STEPS = 3, 6  # 48 slices per epoch in batches of 8
+
+
+def tiny_poly_config() -> Config:
+    """Width-8 U-Net at 96x96, three epochs of six steps, poly schedule, validated every 2nd epoch."""
+    return Config.from_dict({
+        "model": {"width": 8},
+        "data": {"image_size": 96, "crop_to_brain": True},
+        "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": EPOCHS * 16, "max_epochs": EPOCHS,
+                  "tumor_fraction": 0.6, "schedule": "poly", "val_every": 2},
+        "inference": {"postprocess": "none"},
+    })
+
+
+@pytest.fixture(scope="module")
+def folds_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("folds") / "folds.json"
+    path.write_text(json.dumps({"folds": FOLDS}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cv(lgg_root, folds_file, tmp_path_factory):
+    """Both folds trained and scored; then the same call again (resumes, trains nothing)."""
+    out = tmp_path_factory.mktemp("cv")
+    first = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
+    again = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
+    return out, first, again
+
+
+def test_poly_schedule_follows_the_formula(cv):
+    """Each epoch's last learning rate is lr * (1 - t)^0.9, t the share of max_epochs done at its
+    last step; validation only on every 2nd epoch and the last, no early stopping."""
+    out, _, _ = cv
+    with (out / "fold0" / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    for epoch, row in enumerate(rows, 1):
+        expected = 2e-3 * (1 - (epoch - 1 + (STEPS - 1) / STEPS) / EPOCHS) ** 0.9
+        assert float(row["lr"]) == pytest.approx(expected, rel=1e-6)
+    validated = [not np.isnan(float(r["val_dice_mean"])) for r in rows]
+    assert validated == [False, True, True]
+
+
+def test_every_patient_is_scored_once_by_the_fold_that_never_saw_it(cv):
+    """Pooled rows: one per patient, tagged with the fold that held it out, scored by that fold's
+    last weights (trained on the other fold only)."""
+    _, (evaluation, records), _ = cv
+    rows = evaluation.per_case
+    assert sorted(row["patient"] for row in rows) == sorted(PATIENTS)
+    for row in rows:
+        assert row["patient"] in FOLDS[row["fold"]]
+    for k, record in enumerate(records):
+        fold_rows = [row for row in rows if row["fold"] == k]
+        assert record["n"] == len(fold_rows) == 2
+        assert record["dice"] == pytest.approx(np.mean([row["dice"] for row in fold_rows]))
+        assert 0 <= record["dice"] <= 1
+
+
+def test_fold_summary_is_the_mean_and_sd_of_fold_means(cv):
+    """across_folds: mean and sample SD (ddof 1) of the per-fold mean Dice."""
+    _, (_, records), _ = cv
+    means = [record["dice"] for record in records]
+    spread = fold_summary(records, ["dice"])["across_folds"]["dice"]
+    assert spread["mean_of_folds"] == pytest.approx(sum(means) / 2)
+    assert spread["sd_of_folds"] == pytest.approx(abs(means[0] - means[1]) / 2 ** 0.5)
+
+
+def test_a_second_call_resumes_finished_folds(cv):
+    """Finished folds are not trained again: same minutes, same out-of-fold Dice."""
+    _, (_, first), (_, again) = cv
+    assert [r["minutes"] for r in again] == [r["minutes"] for r in first]
+    assert [r["dice"] for r in again] == pytest.approx([r["dice"] for r in first])
+
+
+def test_plateau_schedule_is_refused(lgg_root, folds_file, tmp_path):
+    """The plateau schedule would pick epochs on the held-out fold: refused before training."""
+    config = tiny_poly_config()
+    config.train.schedule, config.train.val_every = "plateau", 1
+    with pytest.raises(ConfigError, match="schedule poly"):
+        cross_validate(lgg_root, folds_file, config, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_cv_command_writes_pooled_evaluation(cv, lgg_root, folds_file, tmp_path):
+    """`gliomaseg cv` on the finished folds writes per_patient.csv with a fold column and
+    summary.json with each fold's mean and the spread; a second run without --overwrite is refused."""
+    out, (_, records), _ = cv
+    config = tmp_path / "tiny.yaml"
+    save_config(tiny_poly_config(), config)
+    args = ["cv", str(lgg_root), "--split", str(folds_file), "--config", str(config), "--out", str(out)]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert [f["dice"] for f in summary["folds"]] == pytest.approx([r["dice"] for r in records])
+    assert set(summary["across_folds"]["dice"]) == {"mean_of_folds", "sd_of_folds"}
+    with (out / "per_patient.csv").open() as handle:
+        assert {row["fold"] for row in csv.DictReader(handle)} == {"0", "1"}
+    again = run_cli(*args)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    assert_no_traceback(again)
+
+
+def test_ensemble_averages_the_fold_models_probabilities(cv, lgg_root, tmp_path):
+    """`gliomaseg ensemble CV_FOLDER` joins fold<k>/last.safetensors; on a real patient its
+    probabilities are the mean of the two fold models' (bf16 autocast: within 0.01)."""
+    out, _, _ = cv
+    target = tmp_path / "ensemble.safetensors"
+    result = run_cli("ensemble", str(out), "--out", str(target))
+    assert result.returncode == 0, result.stderr
+    members = fold_models(out)
+    assert [p.parent.name for p in members] == ["fold0", "fold1"]
+    assert read_metadata(target)["members_from"] == [str(p) for p in members]
+    ensemble, config = load_model(target)
+    assert config.model.members == 2
+    dataset = get_dataset("kaggle3m")
+    case = dataset.load(next(ref for ref in dataset.find(lgg_root) if ref.id == PATIENTS[0]))
+    mean = np.mean([Predictor.from_path(p).probabilities(case.images) for p in members], axis=0)
+    joined = Predictor(ensemble, config).probabilities(case.images)
+    assert joined.shape == mean.shape
+    assert np.abs(joined - mean).max() < 0.01
+    refused = run_cli("ensemble", str(out), "--out", str(target))
+    assert refused.returncode != 0 and "--overwrite" in refused.stderr
+
+
+def test_ensemble_forward_is_the_mean_probability_in_fp32(cv):
+    """Without autocast the ensemble's sigmoid equals the members' mean sigmoid to 1e-6."""
+    out, _, _ = cv
+    from gliomaseg.models.ensemble import Ensemble
+
+    networks = [load_model(p)[0] for p in fold_models(out)]
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        expected = torch.stack([torch.sigmoid(n(images)) for n in networks]).mean(0)
+        got = torch.sigmoid(Ensemble(networks)(images))
+    assert torch.allclose(got, expected, atol=1e-6)
