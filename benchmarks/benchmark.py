@@ -83,10 +83,12 @@ def inference_throughput(predictor: Predictor, images, batch_size: int) -> float
     return count / (time.perf_counter() - started)
 
 
-def time_segment_command(patient_folder: Path) -> float:
-    """Seconds of ``gliomaseg segment PATIENT`` with default settings in a new process."""
+def time_segment_command(patient_folder: Path, model: str | None = None) -> float:
+    """Seconds of ``gliomaseg segment PATIENT`` with default settings (and ``--model model``
+    when given) in a new process."""
+    extra = ["--model", model] if model else []
     with tempfile.TemporaryDirectory() as out:
-        return seconds([str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient_folder), "--out", out])
+        return seconds([str(Path(sys.executable).parent / "gliomaseg"), "segment", str(patient_folder), "--out", out, *extra])
 
 
 def main() -> None:

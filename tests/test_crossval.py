@@ -157,3 +157,18 @@ def test_ensemble_forward_is_the_mean_probability_in_fp32(cv):
         expected = torch.stack([torch.sigmoid(n(images)) for n in networks]).mean(0)
         got = torch.sigmoid(Ensemble(networks)(images))
     assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_evaluate_scores_a_cv_folder_out_of_fold(cv, lgg_root, folds_file, tmp_path):
+    """`gliomaseg evaluate --model CV_FOLDER --split FOLDS` re-scores each fold's model on its
+    held-out patients: with the same inference settings it reproduces the cv figures; with
+    other post-processing it writes its own."""
+    out, (_, records), _ = cv
+    same, other = tmp_path / "same", tmp_path / "largest"
+    for target, postprocess in ((same, "none"), (other, "largest-3d")):
+        result = run_cli("evaluate", str(lgg_root), "--model", str(out), "--split", str(folds_file),
+                         "--postprocess", postprocess, "--out", str(target))
+        assert result.returncode == 0, result.stderr
+    summary = json.loads((same / "summary.json").read_text())
+    assert [f["dice"] for f in summary["folds"]] == pytest.approx([r["dice"] for r in records])
+    assert json.loads((other / "summary.json").read_text())["n_patients"] == len(PATIENTS)

@@ -244,6 +244,15 @@ def train(
         print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
 
 
+def _print_folds(records: list[dict], keys: list[str]) -> None:
+    """One row per cross-validation fold: its cases, training minutes (when trained) and mean Dice."""
+    from .report import print_table
+
+    print_table("folds: mean Dice of the held-out patients", ["n", "train minutes", *keys],
+                [[f"fold {r['fold']}", str(r["n"]), f"{r['minutes']:.1f}" if "minutes" in r else "-", *(r[k] for k in keys)]
+                 for r in records])
+
+
 @app.command()
 @reports_errors
 def cv(
@@ -274,8 +283,7 @@ def cv(
     evaluation, records = cross_validate(data, split_file, config, out, max_minutes, fold)
     keys = dice_keys(evaluation)
     write_evaluation(evaluation, out, overwrite, extra=fold_summary(records, keys))
-    print_table("folds: mean Dice of the held-out patients", ["n", "train minutes", *keys],
-                [[f"fold {r['fold']}", str(r["n"]), f"{r['minutes']:.1f}", *(r[k] for k in keys)] for r in records])
+    _print_folds(records, keys)
     print_table(*evaluation.table())
     print(f"out-of-fold {evaluation.headline()} -> {out}")
     _report_problems(evaluation.problems, len(evaluation.per_case or evaluation.per_slice))
@@ -423,7 +431,10 @@ def evaluate(
 ) -> None:
     """Per-patient (headline), per-slice and global Dice, IoU, precision, recall, specificity,
     pixel accuracy, Tversky index and HD95 (pixels); for BraTS cases, per case and region (WT,
-    TC, ET) Dice, HD95 (mm), sensitivity, specificity and volumes. Exit 3 if some inputs were skipped."""
+    TC, ET) Dice, HD95 (mm), sensitivity, specificity and volumes. With --model a `gliomaseg cv`
+    folder and --split its folds (no --fold): out of fold, each fold's model on the patients it
+    never saw, pooled (to compare post-processing by cross-validation). Exit 3 if some inputs were skipped."""
+    from .crossval import dice_keys, evaluate_folds, fold_models, fold_summary
     from .data import detect_dataset
     from .data.splits import load_split
     from .distributed import processes
@@ -432,23 +443,32 @@ def evaluate(
     from .verify import usable
 
     check_output_folder(out, overwrite)  # before the slow part, not only when writing
-    ranks = processes(devices)
-    if ranks is None:
-        return
-    split_ids = load_split(split_file, fold) if split_file else None
-    dataset = detect_dataset(data)
-    predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
-    evaluation = Evaluation(dataset)
-    chosen = "val" if fold is not None else subset.value  # a fold's held-out patients are its val subset
-    refs = select(dataset, data, split_ids, chosen if split_file else None, evaluation.problems)
-    refs = usable(dataset, refs, evaluation.problems)  # the cheap part of `verify`: headers, before any prediction
-    run_evaluation(predictor, dataset, refs, evaluation, ranks)
-    ranks.stop()
-    if not ranks.main:
-        return
+    extra = None
+    if split_file is not None and fold is None and model is not None and fold_models(Path(model)):
+        if devices > 1:
+            raise InputError(model, "out-of-fold evaluation of a cross-validation folder runs in one process; drop --devices")
+        evaluation, records = evaluate_folds(data, split_file, Path(model), load=lambda weights: _load_predictor(
+            str(weights), postprocess, tta, backend, detect_dataset(data).name, device))
+        extra = fold_summary(records, dice_keys(evaluation))
+        _print_folds(records, dice_keys(evaluation))
+    else:
+        ranks = processes(devices)
+        if ranks is None:
+            return
+        split_ids = load_split(split_file, fold) if split_file else None
+        dataset = detect_dataset(data)
+        predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
+        evaluation = Evaluation(dataset)
+        chosen = "val" if fold is not None else subset.value  # a fold's held-out patients are its val subset
+        refs = select(dataset, data, split_ids, chosen if split_file else None, evaluation.problems)
+        refs = usable(dataset, refs, evaluation.problems)  # the cheap part of `verify`: headers, before any prediction
+        run_evaluation(predictor, dataset, refs, evaluation, ranks)
+        ranks.stop()
+        if not ranks.main:
+            return
     if not (evaluation.per_case or evaluation.per_slice):
         _report_problems(evaluation.problems, 0)  # nothing to score: one line per skipped input, exit 1
-    summary = write_evaluation(evaluation, out, overwrite)
+    summary = write_evaluation(evaluation, out, overwrite, extra)
     print_table(*evaluation.table())
     rule = summary.get("empty_slice_rule") or summary.get("empty_region_rule")
     print(f"{evaluation.headline()} -> {out}\n(empty masks: {rule}; HD95 in {summary['hd95_unit']})")

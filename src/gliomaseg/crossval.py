@@ -9,12 +9,15 @@ pooled statistics and each fold's mean Dice and the spread across folds).
 
 A fold whose run folder already holds a training state is resumed, so an interrupted
 cross-validation goes on where it stopped and a finished fold is only evaluated again.
+``gliomaseg evaluate DATA --model CV_FOLDER --split FOLDS`` scores the fold models out of fold
+again with other inference settings (:func:`evaluate_folds`), e.g. to choose post-processing.
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -25,12 +28,14 @@ from .data.splits import fold_split, load_folds
 from .errors import ConfigError, InputError
 from .evaluation import Evaluation, evaluate, select
 from .inference.predictor import Predictor
+from .models.weights import read_config
 from .training.trainer import train
 
 
 def cross_validate(data: Path, folds_file: Path, config: Config, out: Path, max_minutes: float | None = None,
                    only: list[int] | None = None) -> tuple[Evaluation, list[dict]]:
-    """Train and score every fold (or the folds in ``only``) of ``folds_file``.
+    """Train every fold (or the folds in ``only``) of ``folds_file``, then score each on its
+    held-out patients (:func:`evaluate_folds`).
 
     Args:
         data: dataset folder holding every patient of the folds.
@@ -41,9 +46,7 @@ def cross_validate(data: Path, folds_file: Path, config: Config, out: Path, max_
         only: fold indices to run; default all.
 
     Returns:
-        the pooled out-of-fold evaluation (rows tagged with ``fold``) and one record per fold:
-        ``fold``, ``n`` cases, ``minutes`` of training and the mean Dice per region
-        (``dice`` for binary labels, ``<region>_dice`` for BraTS).
+        as :func:`evaluate_folds`, each record with the fold's training ``minutes`` too.
 
     Raises:
         ConfigError: ``train.schedule`` is not ``poly``.
@@ -53,25 +56,63 @@ def cross_validate(data: Path, folds_file: Path, config: Config, out: Path, max_
         raise ConfigError("cross-validation needs train.schedule poly: the plateau schedule would choose its "
                           "learning rate, stopping epoch and weights on the held-out fold (--set train.schedule=poly)")
     folds = load_folds(folds_file)
-    chosen = list(range(len(folds))) if not only else only
-    bad = [k for k in chosen if not 0 <= k < len(folds)]
-    if bad:
-        raise InputError(folds_file, f"--fold must be from 0 to {len(folds) - 1}, got {bad[0]}")
-    dataset = resolve_dataset(data, config.data.dataset)
+    chosen = _chosen(folds_file, folds, only)
+    minutes = {}
+    for k in chosen:
+        run = out / f"fold{k}"
+        progress = train(data, fold_split(folds, k), copy.deepcopy(config), run, (run / "state.safetensors").exists(), max_minutes)
+        minutes[k] = round(progress.minutes, 2)
+    evaluation, records = evaluate_folds(data, folds_file, out, only=chosen)
+    return evaluation, [{**record, "minutes": minutes[record["fold"]]} for record in records]
+
+
+def evaluate_folds(data: Path, folds_file: Path, folder: Path, only: list[int] | None = None,
+                   load: Callable[[Path], Predictor] = Predictor.from_path) -> tuple[Evaluation, list[dict]]:
+    """Out-of-fold evaluation: each fold's model (``<folder>/fold<k>/last.safetensors``) scores
+    the patients of fold ``k``, which it never saw; the rows are pooled into one evaluation.
+    Post-processing and thresholds can so be compared by cross-validation without training again.
+
+    Args:
+        data: dataset folder holding every patient of the folds.
+        folds_file: the folds the runs of ``folder`` were trained on.
+        folder: a ``gliomaseg cv`` folder.
+        only: fold indices to score; default all.
+        load: weights file -> predictor (e.g. with inference overrides).
+
+    Returns:
+        the pooled evaluation (rows tagged with ``fold``) and one record per fold: ``fold``,
+        ``n`` cases and the mean Dice per region (``dice`` for binary labels, ``<region>_dice``
+        for BraTS).
+
+    Raises:
+        InputError: a fold index out of range, a fold without its model, or a case of the folds
+            missing from ``data``.
+    """
+    folds = load_folds(folds_file)
+    first = fold_models(folder)
+    dataset = resolve_dataset(data, read_config(first[0]).data.dataset if first else "auto")
     evaluation = Evaluation(dataset)
     records = []
-    for k in chosen:
-        split, run = fold_split(folds, k), out / f"fold{k}"
-        progress = train(data, split, copy.deepcopy(config), run, (run / "state.safetensors").exists(), max_minutes)
-        predictor = Predictor.from_path(str(run / "last.safetensors"), dataset.name)
+    for k in _chosen(folds_file, folds, only):
+        weights = Path(folder) / f"fold{k}" / "last.safetensors"
+        if not weights.is_file():
+            raise InputError(weights, f"fold {k} has no model; train it with gliomaseg cv")
         start_case, start_slice = len(evaluation.per_case), len(evaluation.per_slice)
-        evaluate(predictor, dataset, select(dataset, data, split, "val", evaluation.problems), evaluation)
+        evaluate(load(weights), dataset, select(dataset, data, fold_split(folds, k), "val", evaluation.problems), evaluation)
         for row in evaluation.per_case[start_case:] + evaluation.per_slice[start_slice:]:
             row["fold"] = k
         rows = evaluation.per_case[start_case:] or evaluation.per_slice[start_slice:]
-        records.append({"fold": k, "n": len(rows), "minutes": round(progress.minutes, 2),
+        records.append({"fold": k, "n": len(rows),
                         **{key: float(np.mean([row[key] for row in rows])) for key in dice_keys(evaluation)}})
     return evaluation, records
+
+
+def _chosen(folds_file: Path, folds: list[list[str]], only: list[int] | None) -> list[int]:
+    chosen = list(range(len(folds))) if not only else list(only)
+    bad = [k for k in chosen if not 0 <= k < len(folds)]
+    if bad:
+        raise InputError(folds_file, f"--fold must be from 0 to {len(folds) - 1}, got {bad[0]}")
+    return chosen
 
 
 def fold_models(folder: Path) -> list[Path]:
