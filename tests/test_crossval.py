@@ -172,3 +172,20 @@ def test_evaluate_scores_a_cv_folder_out_of_fold(cv, lgg_root, folds_file, tmp_p
     summary = json.loads((same / "summary.json").read_text())
     assert [f["dice"] for f in summary["folds"]] == pytest.approx([r["dice"] for r in records])
     assert json.loads((other / "summary.json").read_text())["n_patients"] == len(PATIENTS)
+
+
+def test_ensemble_exports_to_onnx_with_the_same_probabilities(cv, tmp_path):
+    """An ensemble is one network to `gliomaseg export`: the ONNX graph's logits match PyTorch's."""
+    from gliomaseg.export import export_onnx
+    from gliomaseg.inference.backends import OnnxBackend
+    from gliomaseg.models.weights import save_ensemble
+
+    out, _, _ = cv
+    joined, exported = tmp_path / "ensemble.safetensors", tmp_path / "ensemble.onnx"
+    save_ensemble(fold_models(out), joined)
+    config = export_onnx(joined, exported)
+    assert config.model.members == 2
+    images = torch.rand(3, 3, 96, 96)
+    with torch.no_grad():
+        expected = torch.sigmoid(load_model(joined)[0](images))
+    assert torch.allclose(torch.sigmoid(OnnxBackend(exported)(images)), expected, atol=1e-4)
