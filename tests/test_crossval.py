@@ -164,14 +164,18 @@ def test_evaluate_scores_a_cv_folder_out_of_fold(cv, lgg_root, folds_file, tmp_p
     held-out patients: with the same inference settings it reproduces the cv figures; with
     other post-processing it writes its own."""
     out, (_, records), _ = cv
-    same, other = tmp_path / "same", tmp_path / "largest"
-    for target, postprocess in ((same, "none"), (other, "largest-3d")):
-        result = run_cli("evaluate", str(lgg_root), "--model", str(out), "--split", str(folds_file),
-                         "--postprocess", postprocess, "--out", str(target))
+    same, other, strict = tmp_path / "same", tmp_path / "largest", tmp_path / "strict"
+    for target, options in ((same, ["--postprocess", "none"]), (other, ["--postprocess", "largest-3d"]),
+                            (strict, ["--postprocess", "none", "--threshold", "0.9"])):
+        result = run_cli("evaluate", str(lgg_root), "--model", str(out), "--split", str(folds_file), *options, "--out", str(target))
         assert result.returncode == 0, result.stderr
     summary = json.loads((same / "summary.json").read_text())
     assert [f["dice"] for f in summary["folds"]] == pytest.approx([r["dice"] for r in records])
     assert json.loads((other / "summary.json").read_text())["n_patients"] == len(PATIENTS)
+    # a higher threshold keeps a subset of the voxels: no patient's recall can rise
+    recalls = [{row["patient"]: float(row["recall"]) for row in csv.DictReader((folder / "per_patient.csv").open())}
+               for folder in (same, strict)]
+    assert all(recalls[1][pid] <= recalls[0][pid] + 1e-9 for pid in PATIENTS)
 
 
 def test_ensemble_exports_to_onnx_with_the_same_probabilities(cv, tmp_path):

@@ -115,12 +115,14 @@ def _sequence_choices(values: list[str]) -> list[str]:
 PostprocessOption = typer.Option(None, "--postprocess", callback=_postprocess_choice,
                                  help="Override the model's post-processing: none, largest-3d or min-size:N (voxels).")
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation.")
+ThresholdOption = typer.Option(None, "--threshold", min=0.0, max=1.0,
+                               help="Override the model's threshold: probability at or above which a voxel is in a region (every region).")
 BackendOption = typer.Option(Backend.torch, "--backend", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`.")
 DeviceOption = typer.Option(None, "--device", help="Run the network on auto, cpu, cuda, cuda:N or mps (runtime.device; default: the config's).")
 
 
 def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optional[Tta], backend: Backend, dataset: str,
-                    device: Optional[str] = None):
+                    device: Optional[str] = None, threshold: Optional[float] = None):
     """The predictor for ``--model`` (default: the bundled model of dataset type ``dataset``),
     with the inference options the user overrode, checked before any input is read."""
     from .inference.predictor import Predictor
@@ -133,6 +135,8 @@ def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optio
         predictor.config.inference.postprocess = postprocess
     if tta is not None:
         predictor.config.inference.tta = tta.value
+    if threshold is not None:
+        predictor.config.inference.threshold = threshold
     # rebuilt so the overrides are checked now, and a torch network moved to the chosen device
     return Predictor(getattr(predictor.backend, "model", predictor.backend), predictor.config)
 
@@ -423,6 +427,7 @@ def evaluate(
     subset: Subset = typer.Option(Subset.test, help="Subset of --split to evaluate."),
     fold: Optional[int] = FoldOption,
     postprocess: Optional[str] = PostprocessOption,
+    threshold: Optional[float] = ThresholdOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     device: Optional[str] = DeviceOption,
@@ -448,7 +453,7 @@ def evaluate(
         if devices > 1:
             raise InputError(model, "out-of-fold evaluation of a cross-validation folder runs in one process; drop --devices")
         evaluation, records = evaluate_folds(data, split_file, Path(model), load=lambda weights: _load_predictor(
-            str(weights), postprocess, tta, backend, detect_dataset(data).name, device))
+            str(weights), postprocess, tta, backend, detect_dataset(data).name, device, threshold))
         extra = fold_summary(records, dice_keys(evaluation))
         _print_folds(records, dice_keys(evaluation))
     else:
@@ -457,7 +462,7 @@ def evaluate(
             return
         split_ids = load_split(split_file, fold) if split_file else None
         dataset = detect_dataset(data)
-        predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device))
+        predictor = _load_predictor(model, postprocess, tta, backend, dataset.name, ranks.device_name(device), threshold)
         evaluation = Evaluation(dataset)
         chosen = "val" if fold is not None else subset.value  # a fold's held-out patients are its val subset
         refs = select(dataset, data, split_ids, chosen if split_file else None, evaluation.problems)
@@ -509,6 +514,7 @@ def segment(
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Volumes: also write <case>_probabilities.nii.gz "
                                             "(one channel per region, steps of 1/255) on the input's grid."),
     postprocess: Optional[str] = PostprocessOption,
+    threshold: Optional[float] = ThresholdOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     device: Optional[str] = DeviceOption,
@@ -536,7 +542,7 @@ def segment(
         dataset = kinds.pop() if kinds else "kaggle3m"
     else:
         dataset = "kaggle3m"  # only used when --model is None
-    predictor = _load_predictor(model, postprocess, tta, backend, dataset, device)
+    predictor = _load_predictor(model, postprocess, tta, backend, dataset, device, threshold)
     name = Path(model).name if model else DEFAULT_BUNDLED.get(dataset, dataset)
     options = WriteOptions(save_probabilities, f"{name} ({predictor.config.model.name})")
     run = run_segment(inputs, out, predictor, overwrite, chosen, options)
