@@ -194,14 +194,15 @@ def check_initial_weights(config: ModelConfig) -> Path:
 
     Raises:
         InputError: the source is missing or unreadable.
-        ConfigError: the source's network differs from ``config`` (name, channels or width).
+        ConfigError: the source's network differs from ``config`` (name, channels, width, or an
+            ensemble's members).
     """
     path = resolve_weights(config.init_weights)
     saved = read_config(path).model
-    ours = (config.name, config.in_channels, config.out_channels, config.width)
-    theirs = (saved.name, saved.in_channels, saved.out_channels, saved.width)
+    ours = (config.name, config.in_channels, config.out_channels, config.width, config.members)
+    theirs = (saved.name, saved.in_channels, saved.out_channels, saved.width, saved.members)
     if ours != theirs:
-        raise ConfigError(f"model.init_weights {config.init_weights!r} holds network (name, in, out, width) "
+        raise ConfigError(f"model.init_weights {config.init_weights!r} holds network (name, in, out, width, members) "
                           f"{theirs}, the config asks for {ours}")
     return path
 
