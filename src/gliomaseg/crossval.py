@@ -28,7 +28,7 @@ from .data.splits import fold_split, load_folds
 from .errors import ConfigError, InputError
 from .evaluation import Evaluation, evaluate, select
 from .inference.predictor import Predictor
-from .models.weights import read_config
+from .models.weights import load_state, read_config
 from .training.trainer import train
 
 
@@ -60,8 +60,10 @@ def cross_validate(data: Path, folds_file: Path, config: Config, out: Path, max_
     minutes = {}
     for k in chosen:
         run = out / f"fold{k}"
-        progress = train(data, fold_split(folds, k), copy.deepcopy(config), run, (run / "state.safetensors").exists(), max_minutes)
-        minutes[k] = round(progress.minutes, 2)
+        done = _finished_minutes(run, config, max_minutes)
+        if done is None:  # not started, or stopped early: train (resuming), reading its cases
+            done = train(data, fold_split(folds, k), copy.deepcopy(config), run, (run / "state.safetensors").exists(), max_minutes).minutes
+        minutes[k] = round(done, 2)
     evaluation, records = evaluate_folds(data, folds_file, out, only=chosen)
     return evaluation, [{**record, "minutes": minutes[record["fold"]]} for record in records]
 
@@ -105,6 +107,16 @@ def evaluate_folds(data: Path, folds_file: Path, folder: Path, only: list[int] |
         records.append({"fold": k, "n": len(rows),
                         **{key: float(np.mean([row[key] for row in rows])) for key in dice_keys(evaluation)}})
     return evaluation, records
+
+
+def _finished_minutes(run: Path, config: Config, max_minutes: float | None) -> float | None:
+    """Training minutes of a fold run that has reached ``train.max_epochs`` or ``max_minutes``
+    (read from its state, no case is loaded), or ``None`` when it has to (go on) training."""
+    if not (run / "state.safetensors").is_file():
+        return None
+    progress = load_state(run / "state.safetensors")[1]["progress"]
+    finished = progress["epoch"] >= config.train.max_epochs or (max_minutes is not None and progress["minutes"] >= max_minutes)
+    return progress["minutes"] if finished else None
 
 
 def _chosen(folds_file: Path, folds: list[list[str]], only: list[int] | None) -> list[int]:
