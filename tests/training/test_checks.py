@@ -118,7 +118,7 @@ def test_init_weights_must_hold_the_same_network():
     from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
 
     data = {"dataset": "kaggle3m", "image_size": 160}
-    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 3, 1, 16\).*\('unet', 3, 1, 32\)"):
+    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 3, 1, 16, 1\).*\('unet', 3, 1, 32, 1\)"):
         check_config(_config(model={"width": 32, "init_weights": "lgg"}, data=data))
     config = _config(model={"width": 16, "init_weights": "lgg"}, data=data)
     check_config(config)
