@@ -52,3 +52,16 @@ def require_folder(out: Path, noun: str = "folder") -> None:
     """
     if out.exists() and not out.is_dir():
         raise InputError(out, f"exists and is not a folder; --out needs a {noun}")
+
+
+def require_new_file(out: Path, overwrite: bool, kind: str) -> None:
+    """Refuse an ``--out`` file path that is a folder, or an existing file without
+    ``--overwrite``, before any slow work.
+
+    Raises:
+        InputError: naming ``out``; ``kind`` says what ``--out`` must be ("an .onnx", "a .safetensors").
+    """
+    if out.is_dir():
+        raise InputError(out, f"is a folder; --out needs {kind} file path")
+    if out.exists() and not overwrite:
+        raise InputError(out, "already exists; pass --overwrite to replace it")

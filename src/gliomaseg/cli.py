@@ -303,13 +303,11 @@ def ensemble(
 ) -> None:
     """Join trained networks of one recipe into a fold ensemble (their probabilities are
     averaged, as nnU-Net ensembles its folds); inference time grows with each member."""
+    from .atomic import require_new_file
     from .crossval import fold_models
     from .models.weights import resolve_weights, save_ensemble
 
-    if out.is_dir():
-        raise InputError(out, "is a folder; --out needs a .safetensors file path")
-    if out.exists() and not overwrite:
-        raise InputError(out, "already exists; pass --overwrite to replace it")
+    require_new_file(out, overwrite, "a .safetensors")
     paths = [path for source in sources for path in (fold_models(Path(source)) or [resolve_weights(source)])]
     config = save_ensemble(paths, out)
     print(f"{out}: ensemble of {config.model.members} {config.model.name} networks ({', '.join(map(str, paths))})")
@@ -389,14 +387,12 @@ def export(
     """Export a slice model to ONNX (dynamic batch axis, checked), optionally int8-quantized."""
     import tempfile
 
+    from .atomic import require_new_file
     from .data import detect_dataset
     from .data.splits import load_split
     from .export import calibration_batches, export_onnx, quantize_int8
 
-    if out.is_dir():
-        raise InputError(out, "is a folder; --out needs an .onnx file path")
-    if out.exists() and not overwrite:
-        raise InputError(out, "already exists; pass --overwrite to replace it")
+    require_new_file(out, overwrite, "an .onnx")
     if int8 and calibration is None:
         raise InputError(out, "--int8 needs --calibration DATA (training-split patients)")
     if not int8:
@@ -452,8 +448,9 @@ def evaluate(
     if split_file is not None and fold is None and model is not None and fold_models(Path(model)):
         if devices > 1:
             raise InputError(model, "out-of-fold evaluation of a cross-validation folder runs in one process; drop --devices")
+        name = detect_dataset(data).name
         evaluation, records = evaluate_folds(data, split_file, Path(model), load=lambda weights: _load_predictor(
-            str(weights), postprocess, tta, backend, detect_dataset(data).name, device, threshold))
+            str(weights), postprocess, tta, backend, name, device, threshold))
         extra = fold_summary(records, dice_keys(evaluation))
         _print_folds(records, dice_keys(evaluation))
     else:
