@@ -16,14 +16,18 @@ import torch.nn.functional as F
 from ..config import AugmentConfig
 
 
-def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConfig, generator: torch.Generator,
+                  stack: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomly transform a batch; image and mask get the same geometry.
 
     Args:
-        images: ``(B, C, H, W)`` (or ``(B, C, X, Y, Z)``) float32 normalised images.
+        images: ``(B, C, H, W)`` (or ``(B, C, X, Y, Z)``) float32 normalised images; for 2.5D
+            input, ``stack`` slices of ``C / stack`` channels each (as ``stack_slices`` orders them).
         masks: ``(B, K, H, W)`` (or ``(B, K, X, Y, Z)``) float32 in {0, 1}.
-        config: ranges of each transform (rotation, scaling and FLAIR copies apply to 2D only).
+        config: ranges of each transform (rotation, scaling and FLAIR copies apply to 2D only;
+            FLAIR copies only to 3-sequence LGG slices, ``C = 3 * stack``).
         generator: random source, for reproducible runs.
+        stack: slices stacked as channels (``2 * context_slices + 1``).
 
     Returns:
         ``(images, masks)`` of the same shapes; masks stay in {0, 1}.
@@ -42,8 +46,8 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
-    if config.flair_copy > 0 and images.shape[1] == 3:
-        images = _copy_flair(images, config.flair_copy, generator)
+    if config.flair_copy > 0 and images.shape[1] == 3 * stack:
+        images = _copy_flair(images, config.flair_copy, generator, stack)
     return _jitter_intensity(images, config.intensity, generator), masks
 
 
@@ -72,15 +76,17 @@ def _augment_volumes(images: torch.Tensor, masks: torch.Tensor, config: AugmentC
     return _jitter_intensity(images, config.intensity, generator), masks
 
 
-def _copy_flair(images: torch.Tensor, probability: float, generator: torch.Generator) -> torch.Tensor:
+def _copy_flair(images: torch.Tensor, probability: float, generator: torch.Generator, stack: int = 1) -> torch.Tensor:
     """Replace channel 0 (pre-contrast) and channel 2 (post-contrast) by channel 1 (FLAIR), each
-    independently with ``probability`` per sample. Some LGG patients ship that way (their
-    missing sequences were filled with FLAIR), and a network that never saw it relies on the
-    contrast between sequences and misses their tumors."""
+    independently with ``probability`` per sample, in every one of the ``stack`` stacked slices
+    alike. Some LGG patients ship that way (their missing sequences were filled with FLAIR),
+    and a network that never saw it relies on the contrast between sequences and misses their
+    tumors."""
     images = images.clone()
     for channel in (0, 2):
         chosen = torch.rand(images.shape[0], generator=generator) < probability
-        images[chosen, channel] = images[chosen, 1]
+        for first in range(0, 3 * stack, 3):
+            images[chosen, first + channel] = images[chosen, first + 1]
     return images
 
 

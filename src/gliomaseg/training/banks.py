@@ -42,6 +42,7 @@ class SliceBank:
 
     def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], has_tumor: list[torch.Tensor], context: int = 0):
         self.images = torch.cat([stack_slices(v, torch.arange(v.shape[-1]), context) for v in images])
+        self.stack = 2 * context + 1
         self.masks = torch.cat([t.permute(3, 0, 1, 2) for t in targets])
         self.has_tumor = torch.cat(has_tumor)
 
@@ -50,7 +51,7 @@ class SliceBank:
 
     def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The slices at ``index``, augmented: ``(B, C', N, N)`` images, ``(B, K, N, N)`` targets."""
-        return augment_batch(self.images[index], self.masks[index], augment, generator)
+        return augment_batch(self.images[index], self.masks[index], augment, generator, self.stack)
 
     def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor:
         """``count`` slice indices drawn with replacement so that about ``tumor_fraction`` of
@@ -128,7 +129,7 @@ class VolumeBank:
         images, targets = torch.stack(images).float(), torch.stack(targets).float()
         if self.store is not None:
             self.store.release()
-        return augment_batch(images, targets, augment, generator)
+        return augment_batch(images, targets, augment, generator, 1 if self.context is None else 2 * self.context + 1)
 
 
 def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
