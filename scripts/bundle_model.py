@@ -1,7 +1,7 @@
 """Copy a run's checkpoint into the package as a bundled model, with its model card.
 
-The inference settings (test-time augmentation, post-processing) are those chosen by the
-validation measurement in docs/MODEL_CARD.md and are written into the file's config, so
+The inference settings (test-time augmentation, post-processing, threshold) are those chosen by
+the validation or cross-validation measurements in docs/MODEL_CARD.md and are written into the file's config, so
 ``gliomaseg segment`` without options uses them. The card (docs/cards/NAME.yaml: version,
 dataset, input channels, expected input, output labels, network, recipe, held-out figures,
 licence of the weights) goes into the file's metadata, listed by ``gliomaseg models``.
@@ -9,6 +9,7 @@ licence of the weights) goes into the file's metadata, listed by ``gliomaseg mod
     python scripts/bundle_model.py runs/lgg_unet16_v2 --card docs/cards/lgg.yaml --tta none --postprocess largest-3d
     python scripts/bundle_model.py runs/brats_unet2d_final --card docs/cards/brats.yaml --checkpoint last --tta none --postprocess min-size:1000
     python scripts/bundle_model.py src/gliomaseg/weights/lgg_unet.safetensors --card docs/cards/lgg.yaml   # refresh a card
+    python scripts/bundle_model.py src/gliomaseg/weights/brats_model.safetensors --card docs/cards/brats.yaml --threshold 0.3
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--card", type=Path, required=True, help="model card YAML; its `name` is the bundled name")
     parser.add_argument("--tta", default=None, help="default: keep the checkpoint's")
     parser.add_argument("--postprocess", default=None, help="default: keep the checkpoint's")
+    parser.add_argument("--threshold", type=float, default=None, help="default: keep the checkpoint's")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
                         help="best validation epoch, or the last epoch (when the validation set is too small to rank epochs)")
     args = parser.parse_args()
@@ -41,6 +43,8 @@ def main() -> None:
     model, config = load_model(weights)
     config.inference.tta = args.tta or config.inference.tta
     config.inference.postprocess = args.postprocess or config.inference.postprocess
+    config.inference.threshold = config.inference.threshold if args.threshold is None else args.threshold
+    config.check(str(weights))
     metadata = {k: v for k, v in read_metadata(weights).items() if k not in ("config", "card")}
     if args.run.is_dir():
         with (args.run / "metrics.csv").open() as handle:
