@@ -20,7 +20,6 @@ from pathlib import Path
 
 import yaml
 
-from gliomaseg.config import parse_postprocess
 from gliomaseg.models.weights import BUNDLED, bundled_weights, load_model, read_metadata, resolve_weights, save_model
 
 
@@ -37,14 +36,12 @@ def main() -> None:
     card = yaml.safe_load(args.card.read_text())
     if card["name"] not in BUNDLED:
         parser.error(f"{card['name']}: add it to BUNDLED in src/gliomaseg/models/weights.py first")
-    if args.postprocess is not None:
-        parse_postprocess(args.postprocess)
     weights = args.run if args.run.is_file() else (resolve_weights(args.run) if args.checkpoint == "best" else args.run / "last.safetensors")
     model, config = load_model(weights)
     config.inference.tta = args.tta or config.inference.tta
     config.inference.postprocess = args.postprocess or config.inference.postprocess
     config.inference.threshold = config.inference.threshold if args.threshold is None else args.threshold
-    config.check(str(weights))
+    config.check(str(weights))  # the chosen tta, post-processing and threshold
     metadata = {k: v for k, v in read_metadata(weights).items() if k not in ("config", "card")}
     if args.run.is_dir():
         with (args.run / "metrics.csv").open() as handle:
