@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from safetensors.torch import load_file
 
 from conftest import TRAIN_PATIENTS, VAL_PATIENTS
 from gliomaseg.config import Config
+from gliomaseg.errors import ConfigError
 from gliomaseg.models.weights import load_model, load_state
 from gliomaseg.training.trainer import train
 
@@ -72,3 +74,20 @@ def test_resume_continues_from_last_checkpoint(run):
     assert steps_first == 4 * 12 and steps_second == 6 * 12
     last = load_file(str(out / "last.safetensors"))
     assert all(torch.isfinite(v.float()).all() for v in last.values())
+
+
+def test_training_on_every_case_needs_the_poly_schedule(lgg_root, tmp_path):
+    """A split with no validation cases (the final model trained on everything) trains with the
+    poly schedule, keeps its last weights and writes no best checkpoint; the plateau schedule,
+    which chooses epochs on the validation cases, is refused before any case is read."""
+    split = {"train": TRAIN_PATIENTS, "val": [], "test": []}
+    config = tiny_config()
+    with pytest.raises(ConfigError, match="schedule=poly"):
+        train(lgg_root, split, config, tmp_path / "plateau")
+    assert not (tmp_path / "plateau").exists()
+    config.train.schedule, config.train.max_epochs = "poly", 2
+    progress = train(lgg_root, split, config, tmp_path / "poly")
+    assert progress.epoch == 2
+    assert (tmp_path / "poly" / "last.safetensors").is_file()
+    assert not (tmp_path / "poly" / "best.safetensors").exists()
+    assert all(math.isnan(row["val_dice_mean"]) for row in progress.history)

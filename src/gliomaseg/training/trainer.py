@@ -356,8 +356,13 @@ def train(data: Path, split: dict[str, list[str]], config: Config, out: Path, re
 
     Raises:
         InputError: a case of the split is missing from ``data`` or unreadable.
-        ConfigError: the config does not fit the dataset type or the network.
+        ConfigError: the config does not fit the dataset type or the network; the plateau
+            schedule with no validation case (it chooses epochs on them; train on every case
+            with ``train.schedule: poly``).
     """
+    if config.train.schedule == "plateau" and not split["val"]:
+        raise ConfigError("train.schedule plateau needs validation cases (its learning rate, early stopping and "
+                          "best checkpoint follow them) and the split has none; use train.schedule=poly")
     dataset = resolve_dataset(data, config.data.dataset)
     config.data.dataset = dataset.name
     config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
