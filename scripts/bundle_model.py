@@ -7,6 +7,7 @@ dataset, input channels, expected input, output labels, network, recipe, held-ou
 licence of the weights) goes into the file's metadata, listed by ``gliomaseg models``.
 
     python scripts/bundle_model.py runs/lgg_unet16_v2 --card docs/cards/lgg.yaml --tta none --postprocess largest-3d
+    python scripts/bundle_model.py runs/lgg_25d_final --card docs/cards/lgg.yaml   # a poly run: its last weights
     python scripts/bundle_model.py runs/brats_unet2d_final --card docs/cards/brats.yaml --checkpoint last --tta none --postprocess min-size:1000
     python scripts/bundle_model.py src/gliomaseg/weights/lgg_unet.safetensors --card docs/cards/lgg.yaml   # refresh a card
     python scripts/bundle_model.py src/gliomaseg/weights/brats_model.safetensors --card docs/cards/brats.yaml --threshold 0.3
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 from pathlib import Path
 
 import yaml
@@ -30,13 +32,15 @@ def main() -> None:
     parser.add_argument("--tta", default=None, help="default: keep the checkpoint's")
     parser.add_argument("--postprocess", default=None, help="default: keep the checkpoint's")
     parser.add_argument("--threshold", type=float, default=None, help="default: keep the checkpoint's")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                        help="best validation epoch, or the last epoch (when the validation set is too small to rank epochs)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="default: the run's model (last epoch of a poly run, else best validation epoch); "
+                             "last: when the validation set is too small to rank epochs")
     args = parser.parse_args()
     card = yaml.safe_load(args.card.read_text())
     if card["name"] not in BUNDLED:
         parser.error(f"{card['name']}: add it to BUNDLED in src/gliomaseg/models/weights.py first")
-    weights = args.run if args.run.is_file() else (resolve_weights(args.run) if args.checkpoint == "best" else args.run / "last.safetensors")
+    weights = args.run if args.run.is_file() else (resolve_weights(args.run) if args.checkpoint is None
+                                                   else args.run / f"{args.checkpoint}.safetensors")
     model, config = load_model(weights)
     config.inference.tta = args.tta or config.inference.tta
     config.inference.postprocess = args.postprocess or config.inference.postprocess
@@ -47,8 +51,9 @@ def main() -> None:
         with (args.run / "metrics.csv").open() as handle:
             history = list(csv.DictReader(handle))
         epoch = metadata["epoch"]
-        metadata = dict(source_run=args.run.name, epoch=epoch, checkpoint=args.checkpoint,
-                        val_dice_mean=float(history[epoch - 1]["val_dice_mean"]),
+        val_dice = float(history[epoch - 1]["val_dice_mean"])  # NaN: trained without validation cases
+        metadata = dict(source_run=args.run.name, epoch=epoch, checkpoint=weights.stem,
+                        val_dice_mean=None if math.isnan(val_dice) else val_dice,
                         training_minutes=float(history[-1]["minutes"]), epochs_trained=len(history))
     target = bundled_weights(card["name"])
     save_model(model, config, target, card=card, **metadata)

@@ -296,7 +296,7 @@ def cv(
 @app.command()
 @reports_errors
 def ensemble(
-    sources: list[str] = typer.Argument(..., help="Weights files, run folders (their best.safetensors) or `gliomaseg cv` "
+    sources: list[str] = typer.Argument(..., help="Weights files, run folders (their model: last weights of a poly run, else best) or `gliomaseg cv` "
                                         "folders (every fold's last.safetensors)."),
     out: Path = typer.Option(..., "--out", "-o", help=".safetensors file to write; use it as --model."),
     overwrite: bool = typer.Option(False, help="Replace an existing --out file."),

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from conftest import TRAIN_PATIENTS, VAL_PATIENTS
 from gliomaseg.config import Config
 from gliomaseg.errors import ConfigError
-from gliomaseg.models.weights import load_model, load_state
+from gliomaseg.models.weights import load_model, load_state, resolve_weights
 from gliomaseg.training.trainer import train
 
 
@@ -90,4 +90,5 @@ def test_training_on_every_case_needs_the_poly_schedule(lgg_root, tmp_path):
     assert progress.epoch == 2
     assert (tmp_path / "poly" / "last.safetensors").is_file()
     assert not (tmp_path / "poly" / "best.safetensors").exists()
+    assert resolve_weights(tmp_path / "poly") == tmp_path / "poly" / "last.safetensors"  # --model RUN
     assert all(math.isnan(row["val_dice_mean"]) for row in progress.history)

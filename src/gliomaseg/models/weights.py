@@ -163,12 +163,13 @@ def bundled_models() -> dict[str, dict[str, Any]]:
 
 def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path:
     """``--model`` argument -> weights file: a bundled model's name (``lgg``, ``brats``, ...),
-    a ``.safetensors`` file, a run folder (its ``best.safetensors``), or ``None`` for the
-    bundled model of dataset type ``dataset``.
+    a ``.safetensors`` file, a run folder (the run's model: ``last.safetensors`` for the poly
+    schedule, which chooses no epoch, else the best validation epoch's ``best.safetensors``),
+    or ``None`` for the bundled model of dataset type ``dataset``.
 
     Raises:
-        InputError: the path does not exist, a run folder has no best checkpoint, or no model
-            is bundled for ``dataset``.
+        InputError: the path does not exist, a run folder has no checkpoint of its model, or no
+            model is bundled for ``dataset``.
     """
     if model is None:
         if dataset not in DEFAULT_BUNDLED:
@@ -178,6 +179,9 @@ def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path
         return bundled_weights(str(model))
     path = Path(model)
     if path.is_dir():
+        last = path / "last.safetensors"
+        if last.is_file() and read_config(last).train.schedule == "poly":
+            return last
         best = path / "best.safetensors"
         if not best.is_file():
             raise InputError(path, "run folder without best.safetensors (has training finished one epoch?)")

@@ -10,8 +10,9 @@ datasets, :class:`.banks.VolumeBank` for windows of volumes) draws augmented bat
 Files written to the run folder::
 
     config.yaml          the resolved config
-    best.safetensors     weights with the best validation mean per-patient Dice
-    last.safetensors     weights at the end of the last epoch
+    best.safetensors     weights with the best validation mean per-patient Dice (the model
+                         of a plateau run; none without validation cases)
+    last.safetensors     weights at the end of the last epoch (the model of a poly run)
     state.safetensors    optimizer, scheduler, RNG and progress, for --resume
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
