@@ -245,7 +245,9 @@ def train(
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
     progress = run_training(data, split_ids, config, out, resume, max_minutes)
     if ranks.main:
-        print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, best validation Dice {progress.best_dice:.4f}")
+        scored = f"best validation Dice {progress.best_dice:.4f}" if split_ids["val"] else "no validation cases"
+        model = "last.safetensors" if config.train.schedule == "poly" else "best.safetensors"
+        print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, {scored}; the model: {out / model}")
 
 
 def _print_folds(records: list[dict], keys: list[str]) -> None:
