@@ -25,8 +25,8 @@ BRATS_SPLIT = json.loads((REPO / "splits" / "brats.json").read_text())
 TEST_PATIENTS = SPLIT["test"][:3]
 TRAIN_PATIENTS = SPLIT["train"][:3]
 VAL_PATIENTS = SPLIT["val"][:1]
-# BraTS: one training case for reader and training tests, the held-out (test) cases for the
-# bundled model's floor and `segment`.
+# BraTS: one training case for reader and training tests, the test cases of splits/brats.json
+# for the bundled model's pipeline floor and `segment` (model 2.0.0 trained on all 10 cases).
 BRATS_TRAIN_CASE = "Brats18_2013_3_1"
 BRATS_TEST_CASES = BRATS_SPLIT["test"]
 

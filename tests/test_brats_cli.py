@@ -1,6 +1,6 @@
 """BraTS through the real ``gliomaseg`` command with the bundled BraTS model: ``segment`` writes
-label maps on the input's grid, ``evaluate`` reports per-region metrics on held-out cases, and bad
-cases get one error line each while the good ones are still processed."""
+label maps on the input's grid, ``evaluate`` reports per-region metrics, and bad cases get one
+error line each while the good ones are still processed."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ from conftest import BRATS_TEST_CASES
 from gliomaseg.errors import EXIT_PARTIAL
 from gliomaseg.models.weights import bundled_weights
 
-# Floors for the mean Dice of the 2 held-out cases (never seen in training). The model card
-# gives the measured figures; these sit below them with room for 2-case noise, and far above
-# what an untrained or broken pipeline gives (< 0.2).
+# Floors for the mean Dice of the 2 test cases of splits/brats.json. The bundled model 2.0.0 was
+# trained on all 10 shared cases, these included, so this checks the whole pipeline (reading,
+# orientation, cropping, normalisation, 2.5D stacking, thresholds, labels pasted back on the
+# input's grid), not generalisation: the held-out figures are the cross-validated ones of
+# docs/MODEL_CARD.md. A model held out from them (1.2.0) scored 0.79 / 0.88 / 0.85 there; an
+# untrained network or a pipeline that misplaces voxels gives < 0.2.
 DICE_FLOOR = {"WT": 0.75, "TC": 0.5, "ET": 0.5}
 
 
@@ -76,7 +79,7 @@ def test_segment_refuses_to_overwrite(segmented):
 
 @pytest.fixture(scope="module")
 def evaluated(brats_root, tmp_path_factory):
-    """``evaluate`` on the held-out cases plus a copy with a label value outside the convention."""
+    """``evaluate`` on the test cases of splits/brats.json plus a copy with a label value outside the convention."""
     data = tmp_path_factory.mktemp("brats")
     for cid in BRATS_TEST_CASES:
         copy_case(brats_root / cid, data)
@@ -98,8 +101,9 @@ def test_evaluate_writes_per_region_summary_and_skips_bad_labels(evaluated):
     assert (out / "per_case.csv").read_text().count("\n") == len(BRATS_TEST_CASES) + 1
 
 
-def test_bundled_brats_model_on_held_out_cases(evaluated):
-    """Per-region mean Dice of the held-out cases clears the floors; the file is safetensors, <= 30 MB."""
+def test_bundled_brats_model_segments_the_test_cases(evaluated):
+    """Per-region mean Dice of the 2 test cases clears the floors (a pipeline check: the bundled
+    model trained on them); the file is safetensors, <= 30 MB."""
     _, out, _ = evaluated
     summary = json.loads((out / "summary.json").read_text())
     for region, floor in DICE_FLOOR.items():
