@@ -7,7 +7,7 @@ dataset, input channels, expected input, output labels, network, recipe, held-ou
 licence of the weights) goes into the file's metadata, listed by ``gliomaseg models``.
 
     python scripts/bundle_model.py runs/lgg_unet16_v2 --card docs/cards/lgg.yaml --tta none --postprocess largest-3d
-    python scripts/bundle_model.py runs/lgg_25d_final --card docs/cards/lgg.yaml   # a poly run: its last weights
+    python scripts/bundle_model.py runs/brats_all10 --card docs/cards/brats.yaml --tta none --postprocess min-size:1000 --threshold 0.3   # a poly run: its last weights
     python scripts/bundle_model.py runs/brats_unet2d_final --card docs/cards/brats.yaml --checkpoint last --tta none --postprocess min-size:1000
     python scripts/bundle_model.py src/gliomaseg/weights/lgg_unet.safetensors --card docs/cards/lgg.yaml   # refresh a card
     python scripts/bundle_model.py src/gliomaseg/weights/brats_model.safetensors --card docs/cards/brats.yaml --threshold 0.3
