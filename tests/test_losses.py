@@ -144,14 +144,19 @@ def test_tversky_weighs_false_negatives_more():
     assert loss(missed, truth).item() > loss(extra, truth).item()
 
 
-def test_focal_tversky_is_per_sample_then_mean():
-    """create_loss('focal_tversky') = mean over samples of (1 - TI_sample)^0.75."""
+def test_focal_tversky_pools_the_batch_per_channel():
+    """create_loss('focal_tversky') = mean over channels of (1 - TI)^0.75, TI over the whole
+    batch (the authors' code), not per sample: a tumor-free sample must not score TI ~ 0."""
     logits, target = _batch()
     p, g = torch.sigmoid(logits.double()), target.double()
-    hand = torch.stack([(1 - hand_tversky_index(p[i], g[i])) ** 0.75 for i in range(len(p))]).mean()
-    assert create_loss("focal_tversky")(logits, target).item() == pytest.approx(hand.item(), rel=1e-5)
     pooled = (1 - hand_tversky_index(p, g)) ** 0.75
-    assert abs(hand.item() - pooled.item()) > 1e-3
+    assert create_loss("focal_tversky")(logits, target).item() == pytest.approx(pooled.item(), rel=1e-5)
+    per_sample = torch.stack([(1 - hand_tversky_index(p[i], g[i])) ** 0.75 for i in range(len(p))]).mean()
+    assert abs(per_sample.item() - pooled.item()) > 1e-3
+    regions = torch.cat([logits, -logits], dim=1), torch.cat([target, 1 - target], dim=1)  # 2 channels
+    q, h = torch.sigmoid(regions[0].double()), regions[1].double()
+    hand = torch.stack([(1 - hand_tversky_index(q[:, c], h[:, c])) ** 0.75 for c in range(2)]).mean()
+    assert create_loss("focal_tversky")(*regions).item() == pytest.approx(hand.item(), rel=1e-5)
 
 
 def test_bce_dice_on_overlapping_3d_regions_is_per_channel_sigmoid():
