@@ -222,6 +222,7 @@ def train(
     from .config import load_config
     from .data.splits import load_split
     from .distributed import processes
+    from .models.weights import resolve_weights
     from .training.checks import check_config
     from .training.trainer import train as run_training
 
@@ -246,8 +247,7 @@ def train(
     progress = run_training(data, split_ids, config, out, resume, max_minutes)
     if ranks.main:
         scored = f"best validation Dice {progress.best_dice:.4f}" if split_ids["val"] else "no validation cases"
-        model = "last.safetensors" if config.train.schedule == "poly" else "best.safetensors"
-        print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, {scored}; the model: {out / model}")
+        print(f"{out}: {progress.epoch} epochs, {progress.minutes:.1f} min, {scored}; the model: {resolve_weights(out)}")
 
 
 def _print_folds(records: list[dict], keys: list[str]) -> None:
