@@ -29,6 +29,7 @@ TTA_CHOICES = ("none", "flip", "flip+rot90")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 BANK_CHOICES = ("memory", "disk")
 SCHEDULE_CHOICES = ("plateau", "poly")
+TUMOR_SAMPLING_CHOICES = ("slice", "case")
 
 
 @dataclass
@@ -112,6 +113,10 @@ class TrainConfig:
     max_epochs: int = 100
     slices_per_epoch: int = 0  # samples per epoch; 0: one pass over the training slices
     tumor_fraction: float = 0.5  # share of tumor samples drawn per epoch (oversampling)
+    # Slice datasets: within that share, each tumor slice alike ("slice") or each patient's
+    # tumor alike ("case", small-lesion sampling; see training.banks.SliceBank). Volume
+    # datasets always draw the case first.
+    tumor_sampling: str = "slice"
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
@@ -204,6 +209,7 @@ class Config:
             (self.train.max_epochs >= 1, "train.max_epochs", "at least 1"),
             (self.train.slices_per_epoch >= 0, "train.slices_per_epoch", "0 (one pass) or more"),
             (0 <= self.train.tumor_fraction <= 1, "train.tumor_fraction", "a fraction in [0, 1]"),
+            (self.train.tumor_sampling in TUMOR_SAMPLING_CHOICES, "train.tumor_sampling", f"one of {', '.join(TUMOR_SAMPLING_CHOICES)}"),
             (self.train.plateau_patience >= 0, "train.plateau_patience", "0 or more epochs"),
             (0 < self.train.plateau_factor < 1, "train.plateau_factor", "in (0, 1)"),
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),

@@ -1,5 +1,5 @@
-"""BraTS training windows (3D patches and 2.5D slice stacks) on a real case, and a short real 3D
-training run whose loss falls."""
+"""BraTS training windows (3D patches and 2.5D slice stacks) on a real case, a short real 3D
+training run whose loss falls, and the LGG slice sampler on real patients."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import BRATS_TEST_CASES, BRATS_TRAIN_CASE
+from conftest import BRATS_TEST_CASES, BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import AugmentConfig, Config
 from gliomaseg.data.base import get_dataset
 from gliomaseg.data.brats import load_case, scan_case
 from gliomaseg.data.preprocessing import Preprocessing
 from gliomaseg.models.weights import load_model
-from gliomaseg.training.banks import VolumeBank
+from gliomaseg.training.banks import SliceBank, VolumeBank
 from gliomaseg.training.trainer import prepare, train
 
 NO_AUGMENT = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), intensity=0)
@@ -107,3 +107,26 @@ def test_disk_bank_draws_the_batches_of_the_memory_bank(brats_root, tmp_path):
         generator = torch.Generator().manual_seed(3)
         drawn.append(bank.batch(bank.sample(8, 0.5, generator), AugmentConfig(), generator))
     assert torch.equal(drawn[0][0], drawn[1][0]) and torch.equal(drawn[0][1], drawn[1][1])
+
+
+@pytest.mark.parametrize("sampling", ["slice", "case"])
+def test_slice_sampler_weighs_patients_by_tumor_slices_or_alike(lgg_root, sampling):
+    """With ``tumor_fraction`` 1 every drawn slice shows tumor; ``slice`` draws each patient in
+    proportion to its tumor slices, ``case`` each patient alike (small-lesion sampling).
+    Real patients whose tumor spans different numbers of slices."""
+    config = Config.from_dict({"data": {"image_size": 64}, "train": {"tumor_sampling": sampling}})
+    bank, _ = prepare(get_dataset("kaggle3m"), lgg_root, {"train": TRAIN_PATIENTS, "val": []}, config)
+    assert isinstance(bank, SliceBank)
+    depths = [len(list((lgg_root / p).glob("*_mask.tif"))) for p in TRAIN_PATIENTS]
+    patient = torch.repeat_interleave(torch.arange(len(depths)), torch.tensor(depths))
+    assert len(patient) == len(bank)
+    tumor_slices = torch.bincount(patient[bank.has_tumor], minlength=len(depths)).double()
+    assert (tumor_slices > 0).all() and tumor_slices.max() >= 1.5 * tumor_slices.min()
+    draws = 40_000
+    index = bank.sample(draws, 1.0, torch.Generator().manual_seed(0))
+    assert bank.has_tumor[index].all()
+    share = torch.bincount(patient[index], minlength=len(depths)).double() / draws
+    expected = tumor_slices / tumor_slices.sum() if sampling == "slice" else torch.full((len(depths),), 1 / len(depths))
+    assert torch.allclose(share, expected.double(), atol=0.015), (share, expected)
+    half = bank.sample(draws, 0.5, torch.Generator().manual_seed(1))
+    assert abs(bank.has_tumor[half].double().mean().item() - 0.5) < 0.015

@@ -20,6 +20,7 @@ def _config(**sections) -> Config:
     ({"train": {"lr": -1e-3}}, "train.lr"),
     ({"train": {"batch_size": 0}}, "train.batch_size"),
     ({"train": {"tumor_fraction": 1.5}}, "train.tumor_fraction"),
+    ({"train": {"tumor_sampling": "lesion"}}, "train.tumor_sampling"),
     ({"augment": {"scale": [1.2, 0.8]}}, "augment.scale"),
     ({"inference": {"threshold": 2.0}}, "inference.threshold"),
     ({"inference": {"tta": "mirror"}}, "inference.tta"),

@@ -3,7 +3,9 @@ samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
 
 - :class:`SliceBank`: whole slices of slice datasets (``kaggle3m``, ``image_folder``), each
   with its ``data.context_slices`` neighbours as channels; a share ``tumor_fraction`` of each
-  epoch is drawn from the slices that show tumor.
+  epoch is drawn from the slices that show tumor, each tumor slice alike (``train.tumor_sampling:
+  slice``) or each patient's tumor alike (``case``: a small lesion's few slices are drawn as
+  often as a large lesion's many, as nnU-Net draws the case before the foreground).
 - :class:`VolumeBank`: windows of volume datasets (``brats``): 3D patches for volume networks,
   slice stacks (2.5D) for slice networks. Each case is zero-padded to at least the window; a
   sample is a window position, with probability ``tumor_fraction`` centred on a random tumor
@@ -38,13 +40,21 @@ class SliceBank:
         targets: per case, ``(K, N, N, S)`` float32 regions in {0, 1}.
         has_tumor: per case, ``(S,)`` bool: whether the slice's original label shows tumor.
         context: neighbouring slices on each side stacked as channels.
+        tumor_sampling: ``"slice"``: every tumor slice equally likely, so patients weigh by
+            their number of tumor slices; ``"case"``: every patient with tumor equally likely,
+            then one of its tumor slices (small-lesion sampling; Isensee et al. 2021, nnU-Net,
+            draws the case first).
     """
 
-    def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], has_tumor: list[torch.Tensor], context: int = 0):
+    def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], has_tumor: list[torch.Tensor], context: int = 0,
+                 tumor_sampling: str = "slice"):
         self.images = torch.cat([stack_slices(v, torch.arange(v.shape[-1]), context) for v in images])
         self.stack = 2 * context + 1
         self.masks = torch.cat([t.permute(3, 0, 1, 2) for t in targets])
         self.has_tumor = torch.cat(has_tumor)
+        # Relative weight of each tumor slice within the tumor share (normalised in sample()).
+        per_case = [torch.full((len(t),), 1.0 / max(int(t.sum()), 1)) for t in has_tumor]
+        self.tumor_weight = torch.cat(per_case) if tumor_sampling == "case" else torch.ones(len(self.has_tumor))
 
     def __len__(self) -> int:
         return len(self.images)
@@ -55,13 +65,13 @@ class SliceBank:
 
     def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor:
         """``count`` slice indices drawn with replacement so that about ``tumor_fraction`` of
-        them show tumor (both kinds uniformly within)."""
-        n_tumor = int(self.has_tumor.sum())
-        n_empty = len(self.has_tumor) - n_tumor
-        if n_tumor == 0 or n_empty == 0:
-            weights = torch.ones(len(self.has_tumor))
+        them show tumor (tumor slices by the bank's ``tumor_sampling``, tumor-free ones uniformly)."""
+        tumor_mass = float(self.tumor_weight[self.has_tumor].sum())
+        n_empty = int((~self.has_tumor).sum())
+        if tumor_mass == 0 or n_empty == 0:
+            weights = torch.where(self.has_tumor, self.tumor_weight, torch.ones(()))
         else:
-            weights = torch.where(self.has_tumor, tumor_fraction / n_tumor, (1 - tumor_fraction) / n_empty)
+            weights = torch.where(self.has_tumor, self.tumor_weight * tumor_fraction / tumor_mass, (1 - tumor_fraction) / n_empty)
         return torch.multinomial(weights, count, replacement=True, generator=generator)
 
 

@@ -432,5 +432,5 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
         bank = VolumeBank(images, targets, window, None if three_d else config.data.context_slices,
                           config.train.seed, tumor_voxels or None, disk)
     else:
-        bank = SliceBank(images, targets, tumor, config.data.context_slices)
+        bank = SliceBank(images, targets, tumor, config.data.context_slices, config.train.tumor_sampling)
     return bank, lambda model: validate(Predictor(model, config), val_cases)
