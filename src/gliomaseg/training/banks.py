@@ -53,8 +53,10 @@ class SliceBank:
         self.masks = torch.cat([t.permute(3, 0, 1, 2) for t in targets])
         self.has_tumor = torch.cat(has_tumor)
         # Relative weight of each tumor slice within the tumor share (normalised in sample()).
-        per_case = [torch.full((len(t),), 1.0 / max(int(t.sum()), 1)) for t in has_tumor]
-        self.tumor_weight = torch.cat(per_case) if tumor_sampling == "case" else torch.ones(len(self.has_tumor))
+        if tumor_sampling == "case":  # each case's tumor slices share one unit
+            self.tumor_weight = torch.cat([torch.full((len(t),), 1.0 / max(int(t.sum()), 1)) for t in has_tumor])
+        else:
+            self.tumor_weight = torch.ones(len(self.has_tumor))
 
     def __len__(self) -> int:
         return len(self.images)
