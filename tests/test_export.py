@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from conftest import TEST_PATIENTS, TRAIN_PATIENTS
 from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
 from gliomaseg.data.base import get_dataset
-from gliomaseg.data.preprocessing import Preprocessing
+from gliomaseg.data.preprocessing import Preprocessing, stack_slices
 from gliomaseg.export import calibration_batches, export_onnx, quantize_int8
 from gliomaseg.inference.backends import OnnxBackend, TorchBackend
 from gliomaseg.inference.predictor import Predictor
@@ -47,7 +48,8 @@ def test_fp32_parity_with_pytorch(exported, test_patient):
     reference = TorchBackend(torch_model, config)
     onnx_backend = OnnxBackend(path)
     volume = Preprocessing.from_config(config.data, volumetric=False).forward(test_patient.images).images
-    images = volume.permute(3, 0, 1, 2).contiguous()  # (C, N, N, S) -> slices (S, C, N, N)
+    # (C, N, N, S) -> network inputs (S, C', N, N): each slice with its neighbours for a 2.5D model
+    images = stack_slices(volume, torch.arange(volume.shape[-1]), config.data.context_slices).contiguous()
     for batch in (images[:1], images[:7], images):  # several batch sizes through the dynamic axis
         expected, got = reference(batch), onnx_backend(batch)
         assert got.shape == expected.shape

@@ -111,20 +111,62 @@ def test_input_channels_must_match_sequences_and_context():
 
 def test_init_weights_must_hold_the_same_network():
     """Fine-tuning from a bundled model: a config whose network differs from the source's
-    (here width 32 against the LGG model's 16) is refused when the config is checked, before
-    any data is read; the matching config passes and its weights load exactly."""
+    (here width 32 against the LGG model's 16, or 1 input channel) is refused when the config
+    is checked, before any data is read; the matching config passes and its weights load
+    exactly."""
     import torch
 
     from gliomaseg.models.registry import create_model
     from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
 
-    data = {"dataset": "kaggle3m", "image_size": 160}
-    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 3, 1, 16, 1\).*\('unet', 3, 1, 32, 1\)"):
-        check_config(_config(model={"width": 32, "init_weights": "lgg"}, data=data))
-    config = _config(model={"width": 16, "init_weights": "lgg"}, data=data)
+    data = {"dataset": "kaggle3m", "image_size": 160, "context_slices": 1}
+    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 9, 1, 16, 1\) on 3 stacked slices, "
+                                          r"the config asks for \('unet', 9, 1, 32, 1\)"):
+        check_config(_config(model={"in_channels": 9, "width": 32, "init_weights": "lgg"}, data=data))
+    with pytest.raises(ConfigError, match=r"the config asks for \('unet', 1, 1, 16, 1\)"):
+        check_config(_config(model={"in_channels": 1, "width": 16, "init_weights": "lgg"},
+                             data={"dataset": "image_folder", "image_size": 160}))
+    config = _config(model={"in_channels": 9, "width": 16, "init_weights": "lgg"}, data=data)
     check_config(config)
     model = create_model(config.model)
-    load_initial_weights(model, config.model)
+    load_initial_weights(model, config)
     source, _ = load_model(bundled_weights("lgg"))
     for key, value in source.state_dict().items():
         assert torch.equal(model.state_dict()[key], value), key
+
+
+def test_a_25d_source_folds_into_a_one_slice_network(lgg_root):
+    """The 2.5D LGG model (3 slices x 3 sequences) starts a 3-channel one-slice network (the
+    T1-CE recipe, configs/t1ce_finetune.yaml): on real slices the folded network gives the
+    2.5D model's logits for each slice given alone; every other weight is copied as it is."""
+    import torch
+
+    from conftest import TRAIN_PATIENTS
+    from gliomaseg.data.kaggle3m import load_patient, scan_patient_folder
+    from gliomaseg.data.preprocessing import Preprocessing, stack_slices
+    from gliomaseg.models.registry import create_model
+    from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
+
+    config = load_config(REPO / "configs" / "t1ce_finetune.yaml")
+    assert config.model.init_weights == "lgg" and config.model.in_channels == 3
+    check_config(config)
+    folded = create_model(config.model)
+    load_initial_weights(folded, config)
+    source, saved = load_model(bundled_weights("lgg"))
+    assert saved.data.context_slices == 1 and saved.model.in_channels == 9
+    differing = [key for key, value in source.state_dict().items() if value.shape != folded.state_dict()[key].shape]
+    assert len(differing) == 1
+    for key, value in source.state_dict().items():
+        if key not in differing:
+            assert torch.equal(folded.state_dict()[key], value), key
+    case = load_patient(scan_patient_folder(lgg_root / TRAIN_PATIENTS[0]), 3)
+    volume = Preprocessing.from_config(saved.data, volumetric=False).forward(case.images).images
+    z = torch.arange(0, volume.shape[-1], 6)
+    alone = torch.cat([stack_slices(volume[..., i:i + 1], torch.zeros(1, dtype=torch.long), 1) for i in z.tolist()])
+    source.eval()
+    folded.eval()
+    with torch.no_grad():
+        expected = source(alone)
+        got = folded(volume[..., z].permute(3, 0, 1, 2).contiguous())
+        assert not torch.allclose(expected, source(stack_slices(volume, z, 1)), atol=1e-2)  # neighbours matter
+    torch.testing.assert_close(got, expected, atol=1e-3, rtol=1e-4)

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from ..atomic import atomic_path
-from ..config import Config, ModelConfig
+from ..config import Config
 from ..data.augment import trained_mirror_axes
 from ..errors import ConfigError, InputError
 from .registry import create_model, spatial_dims
@@ -191,34 +191,57 @@ def resolve_weights(model: str | Path | None, dataset: str = "kaggle3m") -> Path
     return path
 
 
-def check_initial_weights(config: ModelConfig) -> Path:
-    """The weights file ``config.init_weights`` names (a bundled name, a weights file or a run
-    folder, see :func:`resolve_weights`), checked from its metadata alone to hold the network
-    of ``config``.
+def check_initial_weights(config: Config) -> tuple[Path, int]:
+    """The weights file ``config.model.init_weights`` names (a bundled name, a weights file or
+    a run folder, see :func:`resolve_weights`), checked from its metadata alone to hold the
+    network of ``config``, or its 2.5D form: the same network on ``k`` stacked slices
+    (``data.context_slices``) where ``config`` takes one slice, which
+    :func:`load_initial_weights` folds into it.
+
+    Returns:
+        the file, and ``k``, the source's stacked slices to fold (1: the same network).
 
     Raises:
         InputError: the source is missing or unreadable.
         ConfigError: the source's network differs from ``config`` (name, channels, width, or an
-            ensemble's members).
+            ensemble's members) other than by that stacking.
     """
-    path = resolve_weights(config.init_weights)
-    saved = read_config(path).model
-    ours = (config.name, config.in_channels, config.out_channels, config.width, config.members)
-    theirs = (saved.name, saved.in_channels, saved.out_channels, saved.width, saved.members)
-    if ours != theirs:
-        raise ConfigError(f"model.init_weights {config.init_weights!r} holds network (name, in, out, width, members) "
-                          f"{theirs}, the config asks for {ours}")
-    return path
+    model = config.model
+    path = resolve_weights(model.init_weights)
+    saved = read_config(path)
+    ours = (model.name, model.in_channels, model.out_channels, model.width, model.members)
+    theirs = (saved.model.name, saved.model.in_channels, saved.model.out_channels, saved.model.width, saved.model.members)
+    stack = 2 * saved.data.context_slices + 1
+    if ours == theirs:
+        return path, 1
+    if (config.data.context_slices == 0 and stack > 1 and saved.model.in_channels == stack * model.in_channels
+            and ours[:1] + ours[2:] == theirs[:1] + theirs[2:]):
+        return path, stack
+    raise ConfigError(f"model.init_weights {model.init_weights!r} holds network (name, in, out, width, members) "
+                      f"{theirs}" + (f" on {stack} stacked slices" if stack > 1 else "")
+                      + f", the config asks for {ours}" + (f" on {2 * config.data.context_slices + 1} stacked slices"
+                                                            if config.data.context_slices else ""))
 
 
-def load_initial_weights(model: nn.Module, config: ModelConfig) -> None:
-    """Load every weight of ``config.init_weights`` into ``model``, the network of ``config``:
-    the start of fine-tuning, as nnU-Net's ``-pretrained_weights``.
+def load_initial_weights(model: nn.Module, config: Config) -> None:
+    """Load every weight of ``config.model.init_weights`` into ``model``, the network of
+    ``config``: the start of fine-tuning, as nnU-Net's ``-pretrained_weights``. A 2.5D source
+    (``k`` stacked slices of ``C`` channels) starting a one-slice network of ``C`` channels
+    has its input convolution's ``(O, k C, ...)`` kernels summed over the ``k`` slices: the
+    folded network computes on a slice exactly what the source computes on that slice given
+    alone (repeated in place of its neighbours, as :func:`~gliomaseg.data.preprocessing.stack_slices`
+    pads the edges).
 
     Raises:
         InputError, ConfigError: as :func:`check_initial_weights`.
     """
-    model.load_state_dict(load_model(check_initial_weights(config))[0].state_dict())
+    path, stack = check_initial_weights(config)
+    source = load_model(path)[0].state_dict()
+    target = model.state_dict()
+    for key, value in source.items():
+        if stack > 1 and value.dim() > 2 and value.shape[1] == stack * target[key].shape[1]:
+            source[key] = value.reshape(value.shape[0], stack, -1, *value.shape[2:]).sum(1)
+    model.load_state_dict(source)
 
 
 def save_state(path: str | Path, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ def check_config(config: Config, source: str = "config") -> None:
     if dims == 3 and config.inference.tta == "flip+rot90":
         raise ConfigError(f"{source}: inference.tta flip+rot90 is for slice networks; {config.model.name} is 3D")
     if config.model.init_weights:
-        check_initial_weights(config.model)
+        check_initial_weights(config)
     if config.data.dataset == "auto":
         return
     dataset = get_dataset(config.data.dataset)

@@ -141,7 +141,7 @@ class Trainer:
         if config.model.encoder_weights:
             load_encoder_weights(model, config.model.encoder_weights)
         if config.model.init_weights:
-            load_initial_weights(model, config.model)
+            load_initial_weights(model, config)
         self.model = ranks.sync_batchnorm(model, self.device).to(self.device, memory_format=self.memory_format)
         self.trained = ranks.wrap(self.model, self.device)  # DDP under several ranks; saved weights are self.model's
         self.scaler = grad_scaler(config.runtime.bf16, self.device)
