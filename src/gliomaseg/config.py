@@ -92,6 +92,16 @@ class AugmentConfig:
     # Probability that each of the pre- and post-contrast channels is replaced by FLAIR, as
     # in the LGG patients whose missing sequences were filled with FLAIR copies.
     flair_copy: float = 0.0
+    # Probability per sample of a smooth multiplicative bias field (MR intensity
+    # inhomogeneity): ``exp`` of a Legendre polynomial of degree 3 whose coefficients are drawn
+    # from ``+-bias_field_coeff`` (Van Leemput et al. 1999; TorchIO's RandomBiasField).
+    bias_field: float = 0.0
+    bias_field_coeff: float = 0.2
+    # Probability per sample of a gamma transform of its intensities, ``x -> min + range *
+    # ((x - min) / range) ^ gamma``, gamma below or above 1 with equal chance within
+    # ``gamma_range`` (nnU-Net: probability 0.3, 0.7-1.5).
+    gamma: float = 0.0
+    gamma_range: tuple[float, float] = (0.7, 1.5)
 
 
 @dataclass
@@ -203,6 +213,10 @@ class Config:
             (0 < self.augment.scale[0] <= self.augment.scale[1], "augment.scale", "0 < low <= high"),
             (self.augment.intensity >= 0, "augment.intensity", "0 or more"),
             (0 <= self.augment.flair_copy <= 1, "augment.flair_copy", "a probability in [0, 1]"),
+            (0 <= self.augment.gamma <= 1, "augment.gamma", "a probability in [0, 1]"),
+            (0 < self.augment.gamma_range[0] <= self.augment.gamma_range[1], "augment.gamma_range", "0 < low <= high"),
+            (0 <= self.augment.bias_field <= 1, "augment.bias_field", "a probability in [0, 1]"),
+            (self.augment.bias_field_coeff >= 0, "augment.bias_field_coeff", "0 or more"),
             (self.train.batch_size >= 1, "train.batch_size", "at least 1"),
             (self.train.lr > 0, "train.lr", "above 0"),
             (self.train.weight_decay >= 0, "train.weight_decay", "0 or more"),

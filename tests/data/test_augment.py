@@ -53,3 +53,77 @@ def test_brats_stacks_get_no_flair_copy(brats_root):
     plain, _ = windows.batch(rows, NO_AUGMENT, torch.Generator().manual_seed(1))
     copied, _ = windows.batch(rows, COPY_ALWAYS, torch.Generator().manual_seed(1))
     assert plain.shape == (8, 12, 64, 64) and torch.equal(copied, plain)
+
+
+def test_bias_fields_are_numpys_legendre_series():
+    """The log bias field of each sample is numpy's Legendre series with the same coefficients
+    (``leggrid2d``/``leggrid3d``, terms of total degree at most 3), on a non-square grid."""
+    import itertools
+
+    import numpy as np
+
+    from gliomaseg.data.augment import bias_fields
+
+    for spatial, grid in (((24, 40), np.polynomial.legendre.leggrid2d), ((12, 16, 8), np.polynomial.legendre.leggrid3d)):
+        orders = [o for o in itertools.product(range(4), repeat=len(spatial)) if sum(o) <= 3]
+        assert len(orders) == (10 if len(spatial) == 2 else 20)
+        coefficients = torch.randn(3, len(orders), generator=torch.Generator().manual_seed(len(spatial)))
+        fields = bias_fields(coefficients, spatial)
+        assert fields.shape == (3, 1, *spatial)
+        coords = [np.linspace(-1.0, 1.0, side) for side in spatial]
+        for sample in range(3):
+            matrix = np.zeros((4,) * len(spatial))
+            for order, value in zip(orders, coefficients[sample].tolist()):
+                matrix[order] = value
+            np.testing.assert_allclose(fields[sample, 0].numpy(), grid(*coords, matrix), atol=1e-4)
+
+
+def test_gamma_transform_is_monais_adjust_contrast_inside_the_brain(lgg_root):
+    """On real LGG slice stacks (background 0), each sample's gamma transform equals MONAI's
+    AdjustContrast with that gamma; gamma 1 leaves a sample as it was."""
+    from monai.transforms import AdjustContrast
+
+    from gliomaseg.data.augment import gamma_transform
+
+    slices = bank("kaggle3m", lgg_root, TRAIN_PATIENTS[:1], image_size=64, crop_to_brain=True)
+    images, _ = slices.batch(slices.sample(4, 1.0, torch.Generator().manual_seed(0)), NO_AUGMENT,
+                             torch.Generator().manual_seed(1))
+    gammas = torch.tensor([0.7, 1.0, 1.3, 1.5])
+    out = gamma_transform(images, gammas)
+    torch.testing.assert_close(out[1], images[1], atol=1e-6, rtol=1e-6)
+    for sample, gamma in enumerate(gammas.tolist()):
+        expected = AdjustContrast(gamma)(images[sample])
+        torch.testing.assert_close(out[sample], torch.as_tensor(expected).float(), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out[0], images[0])
+
+
+def test_bias_field_and_gamma_keep_geometry_and_background(brats_root):
+    """On real z-scored BraTS stacks (brain voxels below 0, so the sample minimum is not the
+    background): with both transforms always on, the masks and the zero background are those of
+    the same draw without them, and every sample's brain changes."""
+    windows = bank("brats", brats_root, [BRATS_TRAIN_CASE], patch_size=[64, 64, 1])
+    rows = windows.sample(8, 1.0, torch.Generator().manual_seed(0))
+    plain_config = AugmentConfig(intensity=0)
+    plain, plain_masks = windows.batch(rows, plain_config, torch.Generator().manual_seed(1))
+    both = AugmentConfig(**{**vars(plain_config), "gamma": 1.0, "bias_field": 1.0})
+    changed, masks = windows.batch(rows, both, torch.Generator().manual_seed(1))
+    assert torch.equal(masks, plain_masks)
+    assert torch.equal(changed == 0, plain == 0)
+    assert bool(((changed - plain).abs().flatten(1).amax(1) > 1e-3).all())
+    assert bool((plain < 0).any())
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.5])
+def test_gamma_and_bias_field_probabilities(lgg_root, probability):
+    """With probability 0 the batch is the plain draw exactly; with 1/2 some samples change and
+    some do not (per sample, not per batch)."""
+    slices = bank("kaggle3m", lgg_root, TRAIN_PATIENTS[:1], image_size=64, crop_to_brain=True)
+    rows = slices.sample(32, 1.0, torch.Generator().manual_seed(0))
+    plain, _ = slices.batch(rows, NO_AUGMENT, torch.Generator().manual_seed(1))
+    config = AugmentConfig(**{**vars(NO_AUGMENT), "gamma": probability, "bias_field": probability})
+    changed, _ = slices.batch(rows, config, torch.Generator().manual_seed(1))
+    same = (changed == plain).flatten(1).all(1)
+    if probability == 0:
+        assert bool(same.all())
+    else:
+        assert 0 < int(same.sum()) < 32
