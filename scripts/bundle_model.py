@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from gliomaseg.config import parse_threshold
+from gliomaseg.errors import ConfigError
 from gliomaseg.models.weights import BUNDLED, bundled_weights, load_model, read_metadata, resolve_weights, save_model
 
 
@@ -31,7 +33,8 @@ def main() -> None:
     parser.add_argument("--card", type=Path, required=True, help="model card YAML; its `name` is the bundled name")
     parser.add_argument("--tta", default=None, help="default: keep the checkpoint's")
     parser.add_argument("--postprocess", default=None, help="default: keep the checkpoint's")
-    parser.add_argument("--threshold", type=float, default=None, help="default: keep the checkpoint's")
+    parser.add_argument("--threshold", default=None,
+                        help="0.3, or one per region in the model's order (0.3,0.3,0.5); default: keep the checkpoint's")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
                         help="default: the run's model (last epoch of a poly run, else best validation epoch); "
                              "last: when the validation set is too small to rank epochs")
@@ -44,8 +47,11 @@ def main() -> None:
     model, config = load_model(weights)
     config.inference.tta = args.tta or config.inference.tta
     config.inference.postprocess = args.postprocess or config.inference.postprocess
-    config.inference.threshold = config.inference.threshold if args.threshold is None else args.threshold
-    config.check(str(weights))  # the chosen tta, post-processing and threshold
+    try:
+        config.inference.threshold = config.inference.threshold if args.threshold is None else parse_threshold(args.threshold)
+        config.check(str(weights))  # the chosen tta, post-processing and threshold
+    except ConfigError as exc:
+        parser.error(str(exc))
     metadata = {k: v for k, v in read_metadata(weights).items() if k not in ("config", "card")}
     if args.run.is_dir():
         with (args.run / "metrics.csv").open() as handle:

@@ -4,6 +4,7 @@ error line each while the good ones are still processed."""
 
 from __future__ import annotations
 
+import csv
 import json
 
 import nibabel as nib
@@ -13,10 +14,10 @@ from PIL import Image
 from safetensors import safe_open
 
 from brats_cases import add_foreign_label, copy_as_2023, copy_case, drop_sequence, replace_with_text, shrink_sequence
-from cli_helpers import assert_no_traceback, assert_one_error_per_file, run_cli
+from cli_helpers import assert_no_traceback, assert_one_error_per_file, error_lines, run_cli
 from conftest import BRATS_TEST_CASES
 from gliomaseg.errors import EXIT_PARTIAL
-from gliomaseg.models.weights import bundled_weights
+from gliomaseg.models.weights import bundled_weights, load_model
 
 # Floors for the mean Dice of the 2 test cases of splits/brats.json. The bundled model 2.0.0 was
 # trained on all 10 shared cases, these included, so this checks the whole pipeline (reading,
@@ -112,3 +113,25 @@ def test_bundled_brats_model_segments_the_test_cases(evaluated):
     assert path.stat().st_size <= 30 * 1024 * 1024
     with safe_open(str(path), framework="pt") as handle:
         assert "gliomaseg.config" in handle.metadata()
+
+
+def test_per_region_thresholds_override_the_models(evaluated, tmp_path):
+    """``--threshold WT,TC,ET``: the bundled model's own threshold given once per region scores
+    the same as the default; a higher WT threshold can only lower WT sensitivity; a count that
+    is not the model's 3 regions is one error line, before any case is read."""
+    _, default_out, bad_case = evaluated
+    data = bad_case.parent
+    threshold = load_model(bundled_weights("brats"))[1].inference.threshold
+    runs = {}
+    for name, levels in (("same", f"{threshold},{threshold},{threshold}"), ("strict_wt", f"0.9,{threshold},{threshold}")):
+        result = run_cli("evaluate", data, "--threshold", levels, "--out", tmp_path / name)
+        assert result.returncode == EXIT_PARTIAL, result.stderr  # the bad case is reported and skipped
+        runs[name] = {row["case"]: row for row in csv.DictReader((tmp_path / name / "per_case.csv").open())}
+    default = {row["case"]: row for row in csv.DictReader((default_out / "per_case.csv").open())}
+    assert runs["same"] == default
+    for case, row in default.items():
+        assert float(runs["strict_wt"][case]["WT_sensitivity"]) < float(row["WT_sensitivity"]), case
+    result = run_cli("evaluate", data, "--threshold", "0.3,0.5", "--out", tmp_path / "wrong")
+    assert result.returncode == 1 and len(error_lines(result)) == 1 and "threshold" in result.stderr, result.stderr
+    assert_no_traceback(result)
+    assert not (tmp_path / "wrong" / "summary.json").exists()

@@ -55,11 +55,13 @@ def test_round_trip_of_non_default_values():
     config.train.loss = "dice"
     config.train.lr = 3e-4
     config.inference.postprocess = "largest-3d"
+    config.model.out_channels = 3
+    config.inference.threshold = (0.2, 0.3, 0.5)
     raw = config.to_dict()
     assert raw["augment"]["scale"] == [0.8, 1.25]  # plain lists for YAML/JSON
     back = Config.from_dict(raw)
     assert back == config and back != Config()
-    assert isinstance(back.augment.scale, tuple)
+    assert isinstance(back.augment.scale, tuple) and back.inference.threshold == (0.2, 0.3, 0.5)
 
 
 def test_missing_keys_take_defaults(tmp_path):
@@ -88,6 +90,8 @@ def test_unknown_key_raises_naming_it(tmp_path, raw, key):
     ({"train": {"batch_size": True}}, "train.batch_size"),
     ({"train": {"loss": 3}}, "train.loss"),
     ({"augment": {"scale": 1.1}}, "augment.scale"),
+    ({"inference": {"threshold": "low"}}, "inference.threshold: expected a number or a list of numbers"),
+    ({"inference": {"threshold": [0.3, "low"]}}, "inference.threshold"),
     ({"model": [1, 2]}, "model"),
 ])
 def test_wrong_type_raises(tmp_path, raw, where):

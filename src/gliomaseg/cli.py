@@ -115,14 +115,29 @@ def _sequence_choices(values: list[str]) -> list[str]:
 PostprocessOption = typer.Option(None, "--postprocess", callback=_postprocess_choice,
                                  help="Override the model's post-processing: none, largest-3d or min-size:N (voxels).")
 TtaOption = typer.Option(None, "--tta", help="Override the model's test-time augmentation.")
-ThresholdOption = typer.Option(None, "--threshold", min=0.0, max=1.0,
-                               help="Override the model's threshold: probability at or above which a voxel is in a region (every region).")
+def _threshold_choice(value: Optional[str]) -> Optional[float | tuple[float, ...]]:
+    """Parser of ``--threshold``: ``0.3`` or ``0.3,0.3,0.5`` (one per region) -> a float or a
+    tuple; text is a usage error. The range and count are checked against the model's config
+    when it loads (:func:`_load_predictor`)."""
+    from .config import parse_threshold
+
+    if value is None:
+        return None
+    try:
+        return parse_threshold(value)
+    except GliomasegError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+ThresholdOption = typer.Option(None, "--threshold", callback=_threshold_choice, metavar="P[,P,...]",
+                               help="Override the model's threshold: probability at or above which a voxel is in a region; "
+                                    "one for every region, or one per region in the model's order (BraTS: WT,TC,ET, e.g. 0.3,0.3,0.5).")
 BackendOption = typer.Option(Backend.torch, "--backend", help="torch, or onnxruntime with an .onnx --model from `gliomaseg export`.")
 DeviceOption = typer.Option(None, "--device", help="Run the network on auto, cpu, cuda, cuda:N or mps (runtime.device; default: the config's).")
 
 
 def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optional[Tta], backend: Backend, dataset: str,
-                    device: Optional[str] = None, threshold: Optional[float] = None):
+                    device: Optional[str] = None, threshold: Optional[float | tuple[float, ...]] = None):
     """The predictor for ``--model`` (default: the bundled model of dataset type ``dataset``),
     with the inference options the user overrode, checked before any input is read."""
     from .inference.predictor import Predictor
@@ -137,6 +152,7 @@ def _load_predictor(model: Optional[str], postprocess: Optional[str], tta: Optio
         predictor.config.inference.tta = tta.value
     if threshold is not None:
         predictor.config.inference.threshold = threshold
+        predictor.config.check("--threshold")  # one per region of this model
     # rebuilt so the overrides are checked now, and a torch network moved to the chosen device
     return Predictor(getattr(predictor.backend, "model", predictor.backend), predictor.config)
 
@@ -425,7 +441,7 @@ def evaluate(
     subset: Subset = typer.Option(Subset.test, help="Subset of --split to evaluate."),
     fold: Optional[int] = FoldOption,
     postprocess: Optional[str] = PostprocessOption,
-    threshold: Optional[float] = ThresholdOption,
+    threshold: Optional[str] = ThresholdOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     device: Optional[str] = DeviceOption,
@@ -513,7 +529,7 @@ def segment(
     save_probabilities: bool = typer.Option(False, "--save-probabilities", help="Volumes: also write <case>_probabilities.nii.gz "
                                             "(one channel per region, steps of 1/255) on the input's grid."),
     postprocess: Optional[str] = PostprocessOption,
-    threshold: Optional[float] = ThresholdOption,
+    threshold: Optional[str] = ThresholdOption,
     tta: Optional[Tta] = TtaOption,
     backend: Backend = BackendOption,
     device: Optional[str] = DeviceOption,

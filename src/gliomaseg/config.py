@@ -149,7 +149,9 @@ class InferenceConfig:
     trained, from ``augment.flip`` and the network's dimensions.
     """
 
-    threshold: float = 0.5
+    # Probability at or above which a voxel is in a region: one for every region, or one per
+    # output channel in the model's order (BraTS: WT, TC, ET), see inference.postprocess.to_label.
+    threshold: float | tuple[float, ...] = 0.5
     postprocess: str = "none"  # "none" | "largest-3d" | "min-size:N" (see inference.postprocess)
     tta: str = "none"  # "none" | "flip" | "flip+rot90" (see inference.tta)
     batch_size: int = 32
@@ -200,6 +202,8 @@ class Config:
         Raises:
             ConfigError: naming ``source``, the key and the allowed range.
         """
+        threshold = self.inference.threshold
+        thresholds = threshold if isinstance(threshold, tuple) else (threshold,)
         rules = [
             (self.model.in_channels >= 1, "model.in_channels", "at least 1"),
             (self.model.out_channels >= 1, "model.out_channels", "at least 1"),
@@ -233,7 +237,9 @@ class Config:
             (self.train.val_every >= 1, "train.val_every", "at least 1 epoch"),
             (self.train.val_every == 1 or self.train.schedule == "poly", "train.val_every",
              "1 with schedule plateau (its learning rate and early stopping follow each epoch's validation)"),
-            (0 <= self.inference.threshold <= 1, "inference.threshold", "a probability in [0, 1]"),
+            (all(0 <= t <= 1 for t in thresholds), "inference.threshold", "probabilities in [0, 1]"),
+            (not isinstance(threshold, tuple) or len(thresholds) == self.model.out_channels,
+             "inference.threshold", f"one probability, or one per output channel ({self.model.out_channels})"),
             (self.inference.batch_size >= 1, "inference.batch_size", "at least 1"),
             (0 <= self.inference.overlap < 1, "inference.overlap", "a fraction in [0, 1)"),
             (self.inference.tta in TTA_CHOICES, "inference.tta", f"one of {', '.join(TTA_CHOICES)}"),
@@ -273,6 +279,22 @@ def parse_postprocess(method: str) -> tuple[str, int]:
         raise ConfigError(f"unknown post-processing {method!r}; choose one of {', '.join(POSTPROCESS_CHOICES)} "
                           "(N a whole number of voxels)")
     return kind, int(size)
+
+
+def parse_threshold(text: str) -> float | tuple[float, ...]:
+    """``"0.3"`` -> ``0.3`` (every region); ``"0.2,0.3,0.5"`` -> ``(0.2, 0.3, 0.5)``, one per
+    output channel in the model's order (BraTS: WT, TC, ET). Ranges are checked by
+    :meth:`Config.check`.
+
+    Raises:
+        ConfigError: a value that is not a number.
+    """
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"threshold {text!r}: expected a probability, or one per region separated by commas "
+                          "(e.g. 0.3,0.3,0.5 for WT,TC,ET)") from None
+    return values[0] if len(values) == 1 else values
 
 
 def _valid_device(device: str) -> bool:
@@ -366,6 +388,15 @@ def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
+def _plain_hint(hint: Any) -> str:
+    """``float | tuple[float, ...]`` -> ``"a number or a list of numbers"`` (for error messages)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_plain_hint(alternative) for alternative in typing.get_args(hint))
+    if typing.get_origin(hint) is tuple:
+        return f"a list of {_plain_hint(typing.get_args(hint)[0]).removeprefix('a ')}s"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text"}.get(hint, str(hint))
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
@@ -401,8 +432,13 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         elif len(value) != len(args):
             raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
         return tuple(_coerce(t, v, where) for t, v in zip(args, value))
-    if origin in (typing.Union, types.UnionType):
-        return value
+    if origin in (typing.Union, types.UnionType):  # the first alternative the value fits
+        for alternative in typing.get_args(hint):
+            try:
+                return _coerce(alternative, value, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: expected {_plain_hint(hint)}, got {value!r}")
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, got {value!r}")

@@ -106,6 +106,24 @@ def test_to_label_thresholds_and_cleans_brats_regions():
     assert np.array_equal(convention.to_regions(label), clean_regions(_regions(), "largest-3d"))
 
 
+def test_per_region_thresholds_threshold_each_channel_on_its_own():
+    """A tuple of thresholds gives each region channel its own (the regions of thresholding each
+    channel alone); one threshold repeated equals that threshold given once; a count that is not
+    the number of channels is a ConfigError."""
+    convention = BratsRegions()
+    # nested probabilities (WT >= TC >= ET at every voxel), as a trained network gives them
+    probabilities = np.sort(np.random.default_rng(0).random((3, 12, 12, 12)), axis=0)[::-1].astype(np.float32)
+    levels = (0.2, 0.5, 0.8)
+    expected = np.stack([probabilities[k] >= level for k, level in enumerate(levels)])
+    assert np.array_equal(convention.to_regions(to_label(probabilities, convention, levels, "none")), expected)
+    assert np.array_equal(to_label(probabilities, convention, (0.3, 0.3, 0.3), "min-size:8"),
+                          to_label(probabilities, convention, 0.3, "min-size:8"))
+    low_wt = convention.to_regions(to_label(probabilities, convention, (0.1, 0.5, 0.8), "none"))
+    assert np.array_equal(low_wt[1:], expected[1:]) and low_wt[0].sum() > expected[0].sum()
+    with pytest.raises(ConfigError, match="2 thresholds for 3"):
+        to_label(probabilities, convention, (0.3, 0.5), "none")
+
+
 def test_fill_holes_per_slice_equals_scipy_on_whole_slices():
     """Filling inside each slice's mask box gives exactly scipy's fill of the whole slice,
     also for masks touching the border, empty slices and nested rings."""

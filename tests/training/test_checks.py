@@ -27,6 +27,8 @@ def _config(**sections) -> Config:
     ({"augment": {"bias_field": -0.1}}, "augment.bias_field"),
     ({"augment": {"bias_field_coeff": -0.2}}, "augment.bias_field_coeff"),
     ({"inference": {"threshold": 2.0}}, "inference.threshold"),
+    ({"inference": {"threshold": [0.3, 1.2, 0.5]}, "model": {"out_channels": 3}}, "inference.threshold"),
+    ({"inference": {"threshold": [0.3, 0.5]}, "model": {"out_channels": 3}}, "inference.threshold"),
     ({"inference": {"tta": "mirror"}}, "inference.tta"),
     ({"inference": {"postprocess": "min-size:big"}}, "inference.postprocess"),
     ({"runtime": {"device": "gpu"}}, "runtime.device"),

@@ -16,25 +16,32 @@ import numpy as np
 
 from ..config import parse_postprocess
 from ..data.labels import BinaryLabels, LabelConvention
+from ..errors import ConfigError
 
 
-def to_label(probabilities: np.ndarray, convention: LabelConvention, threshold: float, method: str) -> np.ndarray:
+def to_label(probabilities: np.ndarray, convention: LabelConvention, threshold: float | tuple[float, ...],
+             method: str) -> np.ndarray:
     """Threshold and post-process predicted probabilities into a label map.
 
     Args:
         probabilities: ``(K, *spatial)`` float in [0, 1], one channel per region of
             ``convention`` (spatial ``(H, W, S)`` for slices, ``(X, Y, Z)`` for volumes).
         convention: binary (:func:`postprocess` on the mask) or BraTS regions (:func:`clean_regions`).
-        threshold: probability at or above which a voxel is in a region.
+        threshold: probability at or above which a voxel is in a region: one for every
+            channel, or a tuple of ``K``, one per channel (nnU-Net and BraTS entrants tune them
+            per region, e.g. a lower one for the whole tumor).
         method: post-processing method (module docstring).
 
     Returns:
         ``(*spatial)`` uint8 label map in ``convention``.
 
     Raises:
-        ConfigError: unknown post-processing method.
+        ConfigError: unknown post-processing method, or a tuple of thresholds not of length ``K``.
     """
-    regions = probabilities >= threshold
+    levels = np.asarray(threshold, probabilities.dtype).reshape(-1, *[1] * (probabilities.ndim - 1))
+    if len(levels) not in (1, len(probabilities)):
+        raise ConfigError(f"{len(levels)} thresholds for {len(probabilities)} region channel(s)")
+    regions = probabilities >= levels
     if isinstance(convention, BinaryLabels):
         slices_first = np.moveaxis(regions[0], -1, 0)  # (S, H, W): holes are filled per slice
         return np.moveaxis(postprocess(slices_first, method), 0, -1).astype(np.uint8)
