@@ -85,7 +85,13 @@ class DataConfig:
 class AugmentConfig:
     """On-the-fly augmentation, applied per batch (see :mod:`gliomaseg.data.augment`)."""
 
+    # Mirroring with probability 1/2: slices along their width (axis 1: left-right for
+    # kaggle_3m, front-back for BraTS), 3D patches along every axis.
     flip: bool = True
+    # Slice networks: also mirror along the height (axis 0: left-right for BraTS, whose slices
+    # are (x, y) in the challenge's L, P, S orientation), independently of ``flip``; with both,
+    # the four mirrorings of nnU-Net's 2D configuration.
+    flip_height: bool = False
     rotate_degrees: float = 15.0
     scale: tuple[float, float] = (0.9, 1.1)
     intensity: float = 0.1  # per-channel gain and bias drawn from +-intensity
@@ -146,7 +152,7 @@ class InferenceConfig:
     ``mirror_axes``: the spatial axes of the network input (``(x, y)`` of a slice, ``(x, y,
     z)`` of a volume) that training mirrored; ``flip`` TTA averages over those mirrorings only
     (mirroring along an axis the network never saw flipped lowers Dice). Set when a model is
-    trained, from ``augment.flip`` and the network's dimensions.
+    trained, from ``augment.flip``, ``augment.flip_height`` and the network's dimensions.
     """
 
     # Probability at or above which a voxel is in a region: one for every region, or one per

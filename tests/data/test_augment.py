@@ -9,7 +9,9 @@ import torch
 
 from conftest import BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import AugmentConfig, Config
+from gliomaseg.data.augment import trained_mirror_axes
 from gliomaseg.data.base import get_dataset
+from gliomaseg.inference.tta import tta_transforms
 from gliomaseg.training.trainer import prepare
 
 COPY_ALWAYS = AugmentConfig(flip=False, rotate_degrees=0, scale=(1.0, 1.0), intensity=0, flair_copy=1.0)
@@ -53,6 +55,31 @@ def test_brats_stacks_get_no_flair_copy(brats_root):
     plain, _ = windows.batch(rows, NO_AUGMENT, torch.Generator().manual_seed(1))
     copied, _ = windows.batch(rows, COPY_ALWAYS, torch.Generator().manual_seed(1))
     assert plain.shape == (8, 12, 64, 64) and torch.equal(copied, plain)
+
+
+def test_flip_height_mirrors_brats_windows_left_right(brats_root):
+    """``flip_height`` alone (no other transform): every real BraTS window and its mask come out
+    as they were or mirrored along axis 0 (the x axis of the case, left-right in its L, P, S
+    orientation), both within one batch; with ``flip`` as well, the saved mirror axes for flip
+    TTA are both in-plane axes."""
+    windows = bank("brats", brats_root, [BRATS_TRAIN_CASE], patch_size=[64, 64, 1])
+    rows = windows.sample(16, 1.0, torch.Generator().manual_seed(0))
+    plain, plain_masks = windows.batch(rows, NO_AUGMENT, torch.Generator().manual_seed(1))
+    flipped, masks = windows.batch(rows, AugmentConfig(**{**vars(NO_AUGMENT), "flip_height": True}),
+                                   torch.Generator().manual_seed(1))
+    assert get_dataset("brats").orientation[0] == "L"
+    mirrored = []
+    for k in range(16):
+        same = torch.allclose(flipped[k], plain[k], atol=1e-4) and torch.equal(masks[k], plain_masks[k])
+        mirror = (torch.allclose(flipped[k], plain[k].flip(-2), atol=1e-4)
+                  and torch.equal(masks[k], plain_masks[k].flip(-2)))
+        assert same or mirror, k
+        mirrored.append(mirror and not same)
+    assert 0 < sum(mirrored) < 16
+    both = AugmentConfig(flip=True, flip_height=True)
+    assert trained_mirror_axes(both, 2) == (0, 1) and trained_mirror_axes(AugmentConfig(), 2) == (1,)
+    assert trained_mirror_axes(both, 3) == (0, 1, 2)
+    assert len(tta_transforms("flip", trained_mirror_axes(both, 2), 2)) == 4
 
 
 def test_bias_fields_are_numpys_legendre_series():

@@ -28,7 +28,7 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
         images: ``(B, C, H, W)`` (or ``(B, C, X, Y, Z)``) float32 normalised images; for 2.5D
             input, ``stack`` slices of ``C / stack`` channels each (as ``stack_slices`` orders them).
         masks: ``(B, K, H, W)`` (or ``(B, K, X, Y, Z)``) float32 in {0, 1}.
-        config: ranges of each transform (rotation, scaling and FLAIR copies apply to 2D only;
+        config: ranges of each transform (rotation, scaling, ``flip_height`` and FLAIR copies apply to 2D only;
             FLAIR copies only to 3-sequence LGG slices, ``C = 3 * stack``; bias field, gamma and
             intensity jitter to both, in that order).
         generator: random source, for reproducible runs.
@@ -44,10 +44,12 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     angle = _uniform(-1, 1, generator, batch) * math.radians(config.rotate_degrees)
     scale = _uniform(*config.scale, generator, batch)
     flip = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if config.flip else torch.ones(batch)
+    # drawn only when asked for, so recipes without it keep their random streams
+    flip_height = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if config.flip_height else torch.ones(batch)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.zeros(batch, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin
-    theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos
+    theta = torch.zeros(batch, 2, 3)  # input (x, y) = rotation @ mirroring @ output (x, y); grid x is the width
+    theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin * flip_height
+    theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos * flip_height
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
@@ -182,9 +184,10 @@ def _copy_flair(images: torch.Tensor, probability: float, generator: torch.Gener
 
 
 def trained_mirror_axes(config: AugmentConfig, spatial_dims: int) -> tuple[int, ...]:
-    """The spatial axes of the network input that :func:`augment_batch` mirrors: none without
-    ``flip``; the width (axis 1 of a ``(H, W)`` slice, ``y`` of an ``(x, y)`` slice) for slice
-    networks; every axis of a 3D patch. Saved with a model, it bounds flip TTA."""
-    if not config.flip:
-        return ()
-    return (0, 1, 2) if spatial_dims == 3 else (1,)
+    """The spatial axes of the network input that :func:`augment_batch` mirrors. Slice networks:
+    the width (axis 1 of a ``(H, W)`` slice, ``y`` of an ``(x, y)`` slice) with ``flip``, the
+    height (axis 0) with ``flip_height``; 3D networks: every axis with ``flip``, none without.
+    Saved with a model, it bounds flip TTA."""
+    if spatial_dims == 3:
+        return (0, 1, 2) if config.flip else ()
+    return tuple(axis for axis, on in ((0, config.flip_height), (1, config.flip)) if on)
