@@ -43,9 +43,8 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
 
     angle = _uniform(-1, 1, generator, batch) * math.radians(config.rotate_degrees)
     scale = _uniform(*config.scale, generator, batch)
-    flip = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if config.flip else torch.ones(batch)
-    # drawn only when asked for, so recipes without it keep their random streams
-    flip_height = torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if config.flip_height else torch.ones(batch)
+    flip = _mirror_signs(config.flip, generator, batch)
+    flip_height = _mirror_signs(config.flip_height, generator, batch)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.zeros(batch, 2, 3)  # input (x, y) = rotation @ mirroring @ output (x, y); grid x is the width
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin * flip_height
@@ -56,6 +55,12 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     if config.flair_copy > 0 and images.shape[1] == 3 * stack:
         images = _copy_flair(images, config.flair_copy, generator, stack)
     return _jitter_intensity(_bias_field_and_gamma(images, config, generator), config.intensity, generator), masks
+
+
+def _mirror_signs(on: bool, generator: torch.Generator, batch: int) -> torch.Tensor:
+    """``(B,)`` -1 (mirrored) or 1, each with probability 1/2; all 1 when ``on`` is false, then
+    drawing nothing, so recipes without a mirroring keep their random streams."""
+    return torch.where(torch.rand(batch, generator=generator) < 0.5, -1.0, 1.0) if on else torch.ones(batch)
 
 
 def _uniform(low: float, high: float, generator: torch.Generator, *shape: int) -> torch.Tensor:
