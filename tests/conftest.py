@@ -62,3 +62,43 @@ def brats_root() -> Path:
     out = subprocess.run([sys.executable, str(unpack), str(CACHE / "brats"), BRATS_TRAIN_CASE, *BRATS_TEST_CASES],
                          check=True, capture_output=True, text=True)
     return Path(out.stdout.strip().splitlines()[-1])
+
+
+# Cross-validation fixture: 2 folds of 2 real patients, a tiny network trained briefly
+# (tests/test_crossval.py checks the training, tests/test_thresholds.py the threshold choice).
+CV_PATIENTS = TRAIN_PATIENTS + VAL_PATIENTS
+CV_FOLDS = [CV_PATIENTS[:2], CV_PATIENTS[2:]]
+CV_EPOCHS, CV_STEPS = 3, 6  # 48 slices per epoch in batches of 8
+
+
+def tiny_poly_config():
+    """Width-8 U-Net at 96x96, three epochs of six steps, poly schedule, validated every 2nd epoch."""
+    from gliomaseg.config import Config
+
+    return Config.from_dict({
+        "model": {"width": 8},
+        "data": {"image_size": 96, "crop_to_brain": True},
+        "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": CV_EPOCHS * 16, "max_epochs": CV_EPOCHS,
+                  "tumor_fraction": 0.6, "schedule": "poly", "val_every": 2},
+        "inference": {"postprocess": "none"},
+    })
+
+
+@pytest.fixture(scope="session")
+def folds_file(tmp_path_factory) -> Path:
+    """``{"folds": CV_FOLDS}`` as a folds file."""
+    path = tmp_path_factory.mktemp("folds") / "folds.json"
+    path.write_text(json.dumps({"folds": CV_FOLDS}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def cv(lgg_root, folds_file, tmp_path_factory):
+    """Both folds trained and scored; then the same call again (resumes, trains nothing).
+    Returns the cv folder and both calls' ``(evaluation, records)``."""
+    from gliomaseg.crossval import cross_validate
+
+    out = tmp_path_factory.mktemp("cv")
+    first = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
+    again = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
+    return out, first, again

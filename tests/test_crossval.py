@@ -1,5 +1,6 @@
-"""Cross-validation on real LGG patients (2 folds of 2, a tiny network): the poly schedule,
-out-of-fold pooling, resume, the `cv` command, and fold ensembles (`gliomaseg ensemble`)."""
+"""Cross-validation on real LGG patients (2 folds of 2, a tiny network; fixture ``cv`` in
+conftest): the poly schedule, out-of-fold pooling, resume,
+the `cv` command, and fold ensembles (`gliomaseg ensemble`)."""
 
 from __future__ import annotations
 
@@ -10,45 +11,14 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_no_traceback, run_cli
-from conftest import TRAIN_PATIENTS, VAL_PATIENTS
+from conftest import CV_EPOCHS as EPOCHS, CV_FOLDS as FOLDS, CV_PATIENTS as PATIENTS, CV_STEPS as STEPS, tiny_poly_config
 
-from gliomaseg.config import Config, save_config
+from gliomaseg.config import save_config
 from gliomaseg.crossval import cross_validate, fold_models, fold_summary
 from gliomaseg.data.base import get_dataset
 from gliomaseg.errors import ConfigError
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.models.weights import load_model, read_metadata
-
-PATIENTS = TRAIN_PATIENTS + VAL_PATIENTS
-FOLDS = [PATIENTS[:2], PATIENTS[2:]]
-EPOCHS, STEPS = 3, 6  # 48 slices per epoch in batches of 8
-
-
-def tiny_poly_config() -> Config:
-    """Width-8 U-Net at 96x96, three epochs of six steps, poly schedule, validated every 2nd epoch."""
-    return Config.from_dict({
-        "model": {"width": 8},
-        "data": {"image_size": 96, "crop_to_brain": True},
-        "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": EPOCHS * 16, "max_epochs": EPOCHS,
-                  "tumor_fraction": 0.6, "schedule": "poly", "val_every": 2},
-        "inference": {"postprocess": "none"},
-    })
-
-
-@pytest.fixture(scope="module")
-def folds_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("folds") / "folds.json"
-    path.write_text(json.dumps({"folds": FOLDS}))
-    return path
-
-
-@pytest.fixture(scope="module")
-def cv(lgg_root, folds_file, tmp_path_factory):
-    """Both folds trained and scored; then the same call again (resumes, trains nothing)."""
-    out = tmp_path_factory.mktemp("cv")
-    first = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
-    again = cross_validate(lgg_root, folds_file, tiny_poly_config(), out)
-    return out, first, again
 
 
 def test_poly_schedule_follows_the_formula(cv):

@@ -497,6 +497,48 @@ def evaluate(
 
 @app.command()
 @reports_errors
+def thresholds(
+    data: Path = typer.Argument(..., help="Labelled dataset folder holding every case of the folds."),
+    model: Path = typer.Option(..., "--model", "-m", help="`gliomaseg cv` folder: every fold's last.safetensors."),
+    split_file: Path = typer.Option(..., "--split", help="The folds file the cv folder was trained on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for thresholds.json and per_case.csv."),
+    candidates: str = typer.Option("0.2,0.3,0.4,0.5,0.6", "--candidates", metavar="P,P,...",
+                                   help="Thresholds to try for every region, each in (0, 1)."),
+    postprocess: Optional[str] = PostprocessOption,
+    tta: Optional[Tta] = TtaOption,
+    device: Optional[str] = DeviceOption,
+    overwrite: bool = typer.Option(False, help="Replace an earlier choice in --out."),
+) -> None:
+    """Choose one probability threshold per region (BraTS: WT, TC, ET) on the out-of-fold
+    predictions of a cross-validation, as nnU-Net chooses its post-processing; prints each
+    region's out-of-fold Dice at every candidate, the choice, and a nested estimate (each fold
+    scored with thresholds chosen on the other folds). Use the choice as --threshold."""
+    from .config import parse_threshold
+    from .crossval import trained_dataset
+    from .report import print_table
+    from .thresholds import check_output, choose_thresholds, write_choice
+
+    tried = parse_threshold(candidates)
+    check_output(out, overwrite)
+    name = trained_dataset(model)
+    if name == "auto":
+        raise InputError(model, "holds no fold models (fold<k>/last.safetensors); train them with gliomaseg cv")
+    choice = choose_thresholds(data, split_file, model, tried if isinstance(tried, tuple) else (tried,),
+                               load=lambda weights: _load_predictor(str(weights), postprocess, tta, Backend.torch, name, device))
+    write_choice(choice, out, overwrite)
+    regions, dice = choice["regions"], choice["dice"]
+    print_table(f"out-of-fold mean Dice of {choice['n_cases']} cases, other regions at the models' thresholds",
+                [f"at {t:g}" for t in choice["candidates"]] + ["own", "chosen", "nested"],
+                [[region, *choice["mean_dice"][region].values(), dice[region]["own"], dice[region]["chosen"], dice[region]["nested"]]
+                 for region in regions])
+    print(f"chosen: --threshold {','.join(f'{t:g}' for t in choice['chosen'])} (the models': "
+          f"{','.join(f'{t:g}' for t in choice['own'])}); nested out-of-fold Dice "
+          + ", ".join(f"{region} {dice[region]['nested']:.4f}" for region in regions) + f" -> {out}")
+    _report_problems(choice["problems"], choice["n_cases"])
+
+
+@app.command()
+@reports_errors
 def verify(
     data: Path = typer.Argument(..., help="Dataset folder: kaggle_3m patients, BraTS cases or an image/mask folder."),
     quick: bool = typer.Option(False, "--quick", help="Layout and file headers only, nothing decoded (what train and evaluate check first)."),

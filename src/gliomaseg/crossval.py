@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from .config import Config
-from .data.base import resolve_dataset
+from .data.base import CaseRef, DatasetType, resolve_dataset
 from .data.labels import BinaryLabels
 from .data.splits import fold_split, load_folds
 from .errors import ConfigError, InputError
@@ -90,23 +90,53 @@ def evaluate_folds(data: Path, folds_file: Path, folder: Path, only: list[int] |
         InputError: a fold index out of range, a fold without its model, or a case of the folds
             missing from ``data``.
     """
-    folds = load_folds(folds_file)
-    first = fold_models(folder)
-    dataset = resolve_dataset(data, read_config(first[0]).data.dataset if first else "auto")
-    evaluation = Evaluation(dataset)
+    evaluation = Evaluation(resolve_dataset(data, trained_dataset(folder)))
     records = []
-    for k in _chosen(folds_file, folds, only):
-        weights = Path(folder) / f"fold{k}" / "last.safetensors"
-        if not weights.is_file():
-            raise InputError(weights, f"fold {k} has no model; train it with gliomaseg cv")
+    for k, weights, refs in held_out(data, folds_file, folder, evaluation.dataset, evaluation.problems, only):
         start_case, start_slice = len(evaluation.per_case), len(evaluation.per_slice)
-        evaluate(load(weights), dataset, select(dataset, data, fold_split(folds, k), "val", evaluation.problems), evaluation)
+        evaluate(load(weights), evaluation.dataset, refs, evaluation)
         for row in evaluation.per_case[start_case:] + evaluation.per_slice[start_slice:]:
             row["fold"] = k
         rows = evaluation.per_case[start_case:] or evaluation.per_slice[start_slice:]
         records.append({"fold": k, "n": len(rows),
                         **{key: float(np.mean([row[key] for row in rows])) for key in dice_keys(evaluation)}})
     return evaluation, records
+
+
+def held_out(data: Path, folds_file: Path, folder: Path, dataset: DatasetType, problems: list[InputError],
+             only: list[int] | None = None) -> list[tuple[int, Path, list[CaseRef]]]:
+    """Each fold's model and the labelled cases it never saw, all checked before any is predicted.
+
+    Args:
+        data: dataset folder holding every patient of the folds.
+        folds_file: the folds the runs of ``folder`` were trained on.
+        folder: a ``gliomaseg cv`` folder (``fold<k>/last.safetensors``).
+        dataset: the type of the cases (:func:`trained_dataset`).
+        problems: incomplete cases of ``data`` are appended here.
+        only: fold indices; default all.
+
+    Returns:
+        ``(k, weights file, held-out case refs)`` per fold, in fold order.
+
+    Raises:
+        InputError: a fold index out of range, a fold without its model, or a case of the folds
+            missing from ``data``.
+    """
+    folds = load_folds(folds_file)
+    chosen = []
+    for k in _chosen(folds_file, folds, only):
+        weights = Path(folder) / f"fold{k}" / "last.safetensors"
+        if not weights.is_file():
+            raise InputError(weights, f"fold {k} has no model; train it with gliomaseg cv")
+        chosen.append((k, weights, select(dataset, data, fold_split(folds, k), "val", problems)))
+    return chosen
+
+
+def trained_dataset(folder: Path) -> str:
+    """The ``data.dataset`` the fold models of a cross-validation folder were trained on
+    (``auto`` when it holds none yet)."""
+    first = fold_models(folder)
+    return read_config(first[0]).data.dataset if first else "auto"
 
 
 def _finished_minutes(run: Path, config: Config, max_minutes: float | None) -> float | None:

@@ -216,16 +216,16 @@ def select(dataset: DatasetType, data: Path, split: dict[str, list[str]] | None,
 OUTPUTS = ("per_slice.csv", "per_patient.csv", "per_case.csv", "summary.json")
 
 
-def check_output_folder(out: Path, overwrite: bool) -> None:
-    """Refuse to replace an earlier evaluation in ``out`` unless ``overwrite``; refuse an
-    ``out`` that is a file.
+def check_output_folder(out: Path, overwrite: bool, names: tuple[str, ...] = OUTPUTS, what: str = "an evaluation") -> None:
+    """Refuse to replace an earlier evaluation (or other outputs ``names``, described as
+    ``what``) in ``out`` unless ``overwrite``; refuse an ``out`` that is a file.
 
     Raises:
-        InputError: ``out`` is a file, or already holds one of the evaluation files.
+        InputError: ``out`` is a file, or already holds one of the files.
     """
     require_folder(out)
-    if not overwrite and any((out / name).exists() for name in OUTPUTS):
-        raise InputError(out, "already holds an evaluation; pass --overwrite to replace it")
+    if not overwrite and any((out / name).exists() for name in names):
+        raise InputError(out, f"already holds {what}; pass --overwrite to replace it")
 
 
 def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False, extra: dict | None = None) -> dict:
@@ -238,9 +238,9 @@ def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False,
     summary = {**evaluation.summary(), **(extra or {})}
     files = {}
     if evaluation.per_slice:
-        files["per_slice.csv"] = _csv(evaluation.per_slice)
+        files["per_slice.csv"] = csv_text(evaluation.per_slice)
     if evaluation.per_case:
-        files[f"per_{evaluation.noun}.csv"] = _csv(evaluation.per_case)
+        files[f"per_{evaluation.noun}.csv"] = csv_text(evaluation.per_case)
     files["summary.json"] = json.dumps(summary, indent=2) + "\n"
     check_output_folder(out, overwrite)
     out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +249,8 @@ def write_evaluation(evaluation: Evaluation, out: Path, overwrite: bool = False,
     return summary
 
 
-def _csv(rows: list[dict]) -> str:
+def csv_text(rows: list[dict]) -> str:
+    """Rows of one shape as CSV text, the columns in the first row's key order."""
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
