@@ -502,8 +502,9 @@ def thresholds(
     model: Path = typer.Option(..., "--model", "-m", help="`gliomaseg cv` folder: every fold's last.safetensors."),
     split_file: Path = typer.Option(..., "--split", help="The folds file the cv folder was trained on."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for thresholds.json and per_case.csv."),
-    candidates: str = typer.Option("0.2,0.3,0.4,0.5,0.6", "--candidates", metavar="P,P,...",
-                                   help="Thresholds to try for every region, each in (0, 1)."),
+    candidates: Optional[str] = typer.Option(None, "--candidates", metavar="P,P,...",
+                                             help="Thresholds to try for every region, each in (0, 1); "
+                                                  "default 0.05,0.1,0.2,0.3,0.4,0.5,0.6."),
     postprocess: Optional[str] = PostprocessOption,
     tta: Optional[Tta] = TtaOption,
     device: Optional[str] = DeviceOption,
@@ -516,9 +517,9 @@ def thresholds(
     from .config import parse_threshold
     from .crossval import trained_dataset
     from .report import print_table
-    from .thresholds import check_output, choose_thresholds, write_choice
+    from .thresholds import CANDIDATES, check_output, choose_thresholds, write_choice
 
-    tried = parse_threshold(candidates)
+    tried = parse_threshold(candidates) if candidates else CANDIDATES
     check_output(out, overwrite)
     name = trained_dataset(model)
     if name == "auto":
