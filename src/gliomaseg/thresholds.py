@@ -86,7 +86,8 @@ def choose_thresholds(data: Path, folds_file: Path, folder: Path, candidates: tu
 
     Raises:
         ConfigError: a candidate outside (0, 1), or fewer than two folds.
-        InputError: as :func:`gliomaseg.crossval.held_out`; a case every fold model fails on.
+        InputError: as :func:`gliomaseg.crossval.held_out`, or no held-out case could be predicted
+            (unreadable cases are skipped into ``problems``).
     """
     if not candidates or any(not 0 < t < 1 for t in candidates):
         raise ConfigError(f"threshold candidates must lie in (0, 1), got {', '.join(map(str, candidates))}")
