@@ -27,6 +27,7 @@ import numpy as np
 from .atomic import write_text_atomic
 from .crossval import held_out, trained_dataset
 from .data.base import Case, CaseRef, DatasetType, resolve_dataset
+from .data.labels import LabelConvention
 from .errors import ConfigError, InputError
 from .evaluation import check_output_folder, csv_text
 from .inference.postprocess import to_label
@@ -49,8 +50,14 @@ def region_dice(case: Case, probabilities: np.ndarray, thresholds: tuple[float, 
     Returns:
         ``(K,)`` float64 Dice in [0, 1].
     """
-    predicted = case.labels.to_regions(to_label(probabilities, case.labels, thresholds, method))
-    truth = case.labels.to_regions(case.label)
+    return _region_dice(case.labels, case.labels.to_regions(case.label), probabilities, thresholds, method)
+
+
+def _region_dice(labels: LabelConvention, truth: np.ndarray, probabilities: np.ndarray, thresholds: tuple[float, ...],
+                 method: str) -> np.ndarray:
+    """:func:`region_dice` with the true ``(K, *spatial)`` regions given, so that a sweep over
+    thresholds derives them from the label map once per case."""
+    predicted = labels.to_regions(to_label(probabilities, labels, thresholds, method))
     return np.array([metrics_from_counts(*confusion_counts(p, t))["dice"] for p, t in zip(predicted, truth)])
 
 
@@ -101,11 +108,13 @@ def choose_thresholds(data: Path, folds_file: Path, folder: Path, candidates: tu
     for k, weights, refs in folds:  # first pass: every region at every candidate
         predictor = load(weights)
         own = _per_region(predictor.config.inference.threshold, predictor.config.model.out_channels)
+        method = predictor.config.inference.postprocess
         for case, probabilities in _predictions(predictor, dataset, refs, problems):
+            truth = case.labels.to_regions(case.label)
             table = np.empty((len(own), len(candidates)))
             for r in range(len(own)):
                 for i, t in enumerate(candidates):
-                    table[r, i] = region_dice(case, probabilities, own[:r] + (t,) + own[r + 1:], predictor.config.inference.postprocess)[r]
+                    table[r, i] = _region_dice(case.labels, truth, probabilities, own[:r] + (t,) + own[r + 1:], method)[r]
             rows.append({"case": case.id, "fold": k})
             tables.append(table)
     if not rows:
@@ -119,9 +128,9 @@ def choose_thresholds(data: Path, folds_file: Path, folder: Path, candidates: tu
     for k, weights, refs in folds:  # second pass: the choices, every region at once
         predictor = load(weights)
         for case, probabilities in _predictions(predictor, dataset, refs, []):
-            row = rows[position[(k, case.id)]]
+            row, truth = rows[position[(k, case.id)]], case.labels.to_regions(case.label)
             for name, thresholds in (("own", own), ("chosen", chosen), ("nested", nested[k])):
-                dice = region_dice(case, probabilities, thresholds, predictor.config.inference.postprocess)
+                dice = _region_dice(case.labels, truth, probabilities, thresholds, predictor.config.inference.postprocess)
                 row.update({f"{region}_dice_{name}": float(d) for region, d in zip(regions, dice)})
     for row, case_table in zip(rows, table):
         row.update({f"{region}_dice_at_{t:g}": float(case_table[r, i]) for r, region in enumerate(regions)
