@@ -26,7 +26,7 @@ TEST_PATIENTS = SPLIT["test"][:3]
 TRAIN_PATIENTS = SPLIT["train"][:3]
 VAL_PATIENTS = SPLIT["val"][:1]
 # BraTS: one training case for reader and training tests, the test cases of splits/brats.json
-# for the bundled model's pipeline floor and `segment` (model 2.0.0 trained on all 10 cases).
+# for the bundled model's pipeline floor and `segment` (models 2.x trained on all 10 cases).
 BRATS_TRAIN_CASE = "Brats18_2013_3_1"
 BRATS_TEST_CASES = BRATS_SPLIT["test"]
 

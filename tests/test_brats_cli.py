@@ -19,7 +19,7 @@ from conftest import BRATS_TEST_CASES
 from gliomaseg.errors import EXIT_PARTIAL
 from gliomaseg.models.weights import bundled_weights, load_model
 
-# Floors for the mean Dice of the 2 test cases of splits/brats.json. The bundled model 2.0.0 was
+# Floors for the mean Dice of the 2 test cases of splits/brats.json. The bundled model (2.x) was
 # trained on all 10 shared cases, these included, so this checks the whole pipeline (reading,
 # orientation, cropping, normalisation, 2.5D stacking, thresholds, labels pasted back on the
 # input's grid), not generalisation: the held-out figures are the cross-validated ones of
