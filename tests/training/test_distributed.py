@@ -1,6 +1,8 @@
-"""Data-parallel training with 2 gloo processes on real LGG patients (`gliomaseg train
---devices 2`, which launches torch.distributed.run), against 1 process with the same global batch;
-a 2-process run killed with SIGKILL resumes and finishes; device selection on the CPU."""
+"""Data-parallel training with 2 gloo processes on real LGG patients: 2 ranks, each on its half
+of the same global batches, take the steps of one process averaging the gradients of the two
+halves (to float32 rounding, through the real ``Trainer``); `gliomaseg train --devices 2`
+(torch.distributed.run) writes one run and learns; a 2-process run killed with SIGKILL resumes
+and finishes; device selection on the CPU."""
 
 from __future__ import annotations
 
@@ -12,28 +14,33 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
+import socket
+
 import pytest
 import torch
+import torch.multiprocessing as mp
 import yaml
 
 from cli_helpers import GLIOMASEG, run_cli
 from conftest import TEST_PATIENTS, TRAIN_PATIENTS, VAL_PATIENTS
+from gliomaseg.config import Config
 from gliomaseg.data.base import get_dataset
 from gliomaseg.errors import ConfigError
-from gliomaseg.inference.predictor import Predictor
-from gliomaseg.models.weights import load_state
+from gliomaseg.losses import create_loss
+from gliomaseg.models.registry import create_model
+from gliomaseg.models.weights import load_model, load_state
 from gliomaseg.runtime import autocast_dtype, grad_scaler
 from gliomaseg.distributed import Ranks
-from gliomaseg.training.trainer import validate
+from gliomaseg.training.trainer import Trainer, prepare
 
 EPOCHS = 8
 STEPS_PER_EPOCH = 128 // 8  # slices_per_epoch / global batch, whatever the number of processes
-# The 2-process run draws other batches than the 1-process run, as another seed would. With
-# this recipe, 1-process runs with seeds 0, 1, 2 reached a best validation Dice (1 patient) of
-# 0.80-0.82 and a test Dice (2 patients) of 0.48-0.65; the tolerances are about that spread.
-VAL_TOLERANCE = 0.1
-TEST_TOLERANCE = 0.2
+TINY = {
+    "model": {"width": 8},
+    "data": {"image_size": 64, "crop_to_brain": True},
+    "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": 128, "max_epochs": EPOCHS, "tumor_fraction": 0.6},
+    "runtime": {"threads": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,12 +48,7 @@ def setup(lgg_root, tmp_path_factory) -> tuple[Path, Path, Path]:
     folder = tmp_path_factory.mktemp("ddp")
     split = {"train": TRAIN_PATIENTS, "val": VAL_PATIENTS, "test": TEST_PATIENTS[:2]}
     (folder / "split.json").write_text(json.dumps(split))
-    (folder / "tiny.yaml").write_text(yaml.safe_dump({
-        "model": {"width": 8},
-        "data": {"image_size": 64, "crop_to_brain": True},
-        "train": {"batch_size": 8, "lr": 2e-3, "slices_per_epoch": 128, "max_epochs": EPOCHS, "tumor_fraction": 0.6},
-        "runtime": {"threads": 1},
-    }))
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY))
     return lgg_root, folder / "split.json", folder / "tiny.yaml"
 
 
@@ -60,46 +62,134 @@ def _metrics(out: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _test_dice(lgg_root: Path, run: Path) -> float:
-    dataset = get_dataset("kaggle3m")
-    refs = {ref.id: ref for ref in dataset.find(lgg_root)}
-    cases = [dataset.load(refs[pid], 3) for pid in TEST_PATIENTS[:2]]
-    return float(np.mean(validate(Predictor.from_path(run), cases)))
-
-
 @pytest.fixture(scope="module")
-def runs(setup, tmp_path_factory):
-    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
-    results = _train(setup, one), _train(setup, two, "--devices", "2")
-    for result in results:
-        assert result.returncode == 0, result.stderr[-2000:]
-    return one, two, results
+def two(setup, tmp_path_factory):
+    out = tmp_path_factory.mktemp("two")
+    result = _train(setup, out, "--devices", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out, result
 
 
-def test_two_processes_write_one_run(runs):
+def test_two_processes_write_one_run(two):
     """One set of checkpoints and one metrics row per epoch (rank 1 writes nothing), weights
     saved without DDP's `module.` prefix, and both ranks' random states in the training state."""
-    _, two, (_, result) = runs
-    assert [int(row["epoch"]) for row in _metrics(two)] == list(range(1, EPOCHS + 1))
+    out, result = two
+    assert [int(row["epoch"]) for row in _metrics(out)] == list(range(1, EPOCHS + 1))
     assert result.stdout.count("best validation Dice") == 1
-    tensors, info = load_state(two / "state.safetensors")
+    tensors, info = load_state(out / "state.safetensors")
     assert info["world"] == 2
     assert not any(key.startswith("model.module.") for key in tensors)
     assert not torch.equal(tensors["rng.0"], tensors["rng.1"])
     assert float(tensors["optimizer.0.step"]) == EPOCHS * STEPS_PER_EPOCH
 
 
-def test_two_processes_reach_the_dice_of_one(runs, setup):
-    """Same global batch, same number of steps: the validation and test-split Dice of the
-    2-process model are within VAL_TOLERANCE and TEST_TOLERANCE of the 1-process model's."""
-    one, two, _ = runs
-    best = [max(float(row["val_dice_mean"]) for row in _metrics(run)) for run in (one, two)]
-    test = [_test_dice(setup[0], run) for run in (one, two)]
-    print(f"\nbest validation Dice 1 process {best[0]:.4f}, 2 processes {best[1]:.4f}; "
-          f"test Dice 1 process {test[0]:.4f}, 2 processes {test[1]:.4f}")
-    assert min(best) > 0.3, best  # both learned something: the comparison is not of two failures
-    assert abs(best[0] - best[1]) <= VAL_TOLERANCE, best
-    assert abs(test[0] - test[1]) <= TEST_TOLERANCE, test
+def test_two_processes_learn(two):
+    """The 2-process run learns: its best validation Dice (1 real patient) passes 0.5. (Which
+    test-patient Dice it reaches is as noisy as another seed's: with this recipe 1-process runs
+    ranged 0.48-0.65 over seeds and 2-process ones 0.30-0.65; the exact check is below.)"""
+    best = max(float(row["val_dice_mean"]) for row in _metrics(two[0]))
+    assert best > 0.5, best
+
+
+# -- the data-parallel step, exactly ------------------------------------------------------------
+EXACT_STEPS = 3  # optimisation steps compared
+EXACT_BATCH = 8  # global batch: 4 slices per rank
+
+
+class _FixedBatches:
+    """A :class:`gliomaseg.training.trainer.Bank` that ignores its generator and augmentation:
+    global batch ``j`` is rows ``8j .. 8j + 7`` of ``images``, and rank ``rank`` of ``world`` gets
+    part ``rank`` of its ``world`` equal parts."""
+
+    def __init__(self, images: torch.Tensor, masks: torch.Tensor, rank: int, world: int):
+        self.images, self.masks, self.rank, self.world = images, masks, rank, world
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def sample(self, count: int, tumor_fraction: float, generator: torch.Generator) -> torch.Tensor:
+        part = EXACT_BATCH // self.world
+        return torch.cat([torch.arange(part) + step * EXACT_BATCH + self.rank * part for step in range(count // part)])
+
+    def batch(self, index: torch.Tensor, augment, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index], self.masks[index]
+
+
+def _exact_config() -> Config:
+    config = Config.from_dict(TINY)
+    config.train.slices_per_epoch, config.train.max_epochs = EXACT_STEPS * EXACT_BATCH, 1
+    config.runtime.bf16 = config.runtime.channels_last = False  # float32 throughout
+    return config
+
+
+def _rank(rank: int, port: int, images: torch.Tensor, masks: torch.Tensor, out: str) -> None:
+    """One rank of the exact check: one epoch of EXACT_STEPS steps through the real Trainer."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+    trainer = Trainer(_exact_config(), _FixedBatches(images, masks, rank, 2), lambda model: [0.5], Path(out),
+                      Ranks(rank, 2, rank, 2))
+    try:
+        trainer.fit()
+    finally:
+        trainer.ranks.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _reference(images: torch.Tensor, masks: torch.Tensor, parts: list[int]) -> torch.nn.Module:
+    """The network after EXACT_STEPS Adam steps in one process from the Trainer's initial weights,
+    each step on the mean gradient of the listed ``parts`` (of 2) of its global batch, each part
+    through the network on its own (batch norm normalises each by its own statistics, as each
+    CPU rank does), on 1 thread as each rank (so the convolutions round alike)."""
+    config = _exact_config()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.runtime.threads)
+    try:
+        torch.manual_seed(config.train.seed)  # as the Trainer seeds before building the network
+        model, loss = create_model(config.model), create_loss(config.train.loss)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+        model.train()
+        size = EXACT_BATCH // 2
+        for step in range(EXACT_STEPS):
+            optimizer.zero_grad()
+            for part in parts:
+                rows = slice(step * EXACT_BATCH + part * size, step * EXACT_BATCH + (part + 1) * size)
+                (loss(model(images[rows]), masks[rows]) / len(parts)).backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    return model
+
+
+def test_two_ranks_step_as_one_process_averaging_their_gradients(setup, tmp_path):
+    """Ranks 0 and 1 train on their halves of the same global batches (real LGG slices of the
+    train patients, 64x64, un-augmented); after EXACT_STEPS steps the saved network gives the
+    tumor probabilities of the one-process reference (both halves' gradients averaged) to
+    float32 rounding, and far from those of rank 0 stepping on its half alone (what ranks that do
+    not synchronise would give). The networks are compared by their outputs on the slices, in
+    training mode; Adam's first steps are +-lr whatever a gradient's size, so even rounding
+    noise moves a weight by lr (the reference on 2 threads was 2e-3 off, on 1 thread 0)."""
+    data, split, _ = setup
+    config = _exact_config()
+    bank, _ = prepare(get_dataset("kaggle3m"), data, json.loads(split.read_text()), config)
+    index = bank.sample(EXACT_STEPS * EXACT_BATCH, 0.6, torch.Generator().manual_seed(0))
+    images, masks = bank.images[index], bank.masks[index]
+    mp.spawn(_rank, args=(_free_port(), images, masks, str(tmp_path / "run")), nprocs=2, join=True)
+    trained = load_model(tmp_path / "run" / "last.safetensors")[0]
+
+    def probabilities(model: torch.nn.Module) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.sigmoid(model.train()(images))
+
+    expected = probabilities(trained)
+    synchronised, alone = (float((probabilities(_reference(images, masks, parts)) - expected).abs().max())
+                           for parts in ([0, 1], [0]))
+    print(f"\nlargest tumor-probability difference from the averaged-gradient reference {synchronised:.2e}, "
+          f"from rank 0 alone {alone:.2e}")
+    assert synchronised < 1e-5 and alone > 1e-2, (synchronised, alone)
 
 
 def _descendants(pid: int) -> list[int]:
