@@ -108,6 +108,11 @@ class AugmentConfig:
     # ``gamma_range`` (nnU-Net: probability 0.3, 0.7-1.5).
     gamma: float = 0.0
     gamma_range: tuple[float, float] = (0.7, 1.5)
+    # Slice networks: probability per sample of an elastic deformation, U-Net's (Ronneberger
+    # et al. 2015): displacements of a coarse 3x3 grid drawn with ``elastic_sigma`` pixels'
+    # standard deviation (of the network's grid), interpolated bicubically.
+    elastic: float = 0.0
+    elastic_sigma: float = 10.0
 
 
 @dataclass
@@ -227,6 +232,8 @@ class Config:
             (0 < self.augment.gamma_range[0] <= self.augment.gamma_range[1], "augment.gamma_range", "0 < low <= high"),
             (0 <= self.augment.bias_field <= 1, "augment.bias_field", "a probability in [0, 1]"),
             (self.augment.bias_field_coeff >= 0, "augment.bias_field_coeff", "0 or more"),
+            (0 <= self.augment.elastic <= 1, "augment.elastic", "a probability in [0, 1]"),
+            (self.augment.elastic_sigma >= 0, "augment.elastic_sigma", "0 or more"),
             (self.train.batch_size >= 1, "train.batch_size", "at least 1"),
             (self.train.lr > 0, "train.lr", "above 0"),
             (self.train.weight_decay >= 0, "train.weight_decay", "0 or more"),

@@ -9,7 +9,7 @@ import torch
 
 from conftest import BRATS_TRAIN_CASE, TRAIN_PATIENTS
 from gliomaseg.config import AugmentConfig, Config
-from gliomaseg.data.augment import trained_mirror_axes
+from gliomaseg.data.augment import ELASTIC_GRID, elastic_displacements, trained_mirror_axes
 from gliomaseg.data.base import get_dataset
 from gliomaseg.inference.tta import tta_transforms
 from gliomaseg.training.trainer import prepare
@@ -154,3 +154,47 @@ def test_gamma_and_bias_field_probabilities(lgg_root, probability):
         assert bool(same.all())
     else:
         assert 0 < int(same.sum()) < 32
+
+
+def test_elastic_control_points_move_by_sigma_pixels():
+    """At the 3x3 control points the displacement, back in pixels, has the standard deviation
+    asked for (10 px; 256 samples x 9 points x 2 axes) and mean 0; between them it is smooth
+    (neighbouring pixels move alike: within a tenth of the largest displacement, for control
+    points 32 and 48 px apart); unchosen samples do not move."""
+    height, width = 96, 64
+    field = elastic_displacements(torch.Size([256, 3, height, width]), 1.0, 10.0, torch.Generator().manual_seed(0))
+    assert field.shape == (256, height, width, 2)
+    pixels = field * torch.tensor([width, height]) / 2  # normalised [-1, 1] -> pixels
+    rows = torch.linspace(0, height - 1, ELASTIC_GRID).long()
+    cols = torch.linspace(0, width - 1, ELASTIC_GRID).long()
+    points = pixels[:, rows][:, :, cols]
+    assert abs(float(points.std()) - 10.0) < 0.5 and abs(float(points.mean())) < 0.5
+    largest = float(pixels.abs().max())
+    assert float((pixels[:, 1:] - pixels[:, :-1]).abs().max()) < largest / 10
+    assert float((pixels[:, :, 1:] - pixels[:, :, :-1]).abs().max()) < largest / 10
+    none = elastic_displacements(torch.Size([8, 3, height, width]), 0.0, 10.0, torch.Generator().manual_seed(0))
+    assert torch.equal(none, torch.zeros_like(none))
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
+def test_elastic_deformation_of_real_lgg_slices(lgg_root, probability):
+    """Elastic deformation alone on real tumor slices: off, the batch is the plain draw exactly;
+    at 1/2, some samples move and some not; at 1, every one moves; images and masks move alike
+    (masks stay in {0, 1}, the lesion area changes by less than half, its centre by less than
+    3 sigma)."""
+    slices = bank("kaggle3m", lgg_root, TRAIN_PATIENTS[:1], image_size=64, crop_to_brain=True)
+    rows = slices.sample(32, 1.0, torch.Generator().manual_seed(0))
+    plain, plain_masks = slices.batch(rows, NO_AUGMENT, torch.Generator().manual_seed(1))
+    config = AugmentConfig(**{**vars(NO_AUGMENT), "elastic": probability, "elastic_sigma": 3.0})
+    moved, masks = slices.batch(rows, config, torch.Generator().manual_seed(1))
+    same = (moved == plain).flatten(1).all(1) & (masks == plain_masks).flatten(1).all(1)
+    expected = {0.0: 32, 1.0: 0}
+    assert int(same.sum()) == expected[probability] if probability in expected else 0 < int(same.sum()) < 32
+    assert set(masks.unique().tolist()) <= {0.0, 1.0}
+    area, plain_area = masks.sum((1, 2, 3)), plain_masks.sum((1, 2, 3))
+    lesion = plain_area > 20
+    assert bool(lesion.any()) and bool(((area[lesion] / plain_area[lesion] - 1).abs() < 0.5).all())
+    grid = torch.stack(torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij"))
+    centre = lambda m: (m[:, :1] * grid).sum((2, 3)) / m[:, 0].sum((1, 2))[:, None]  # (B, 2) pixels
+    shift = (centre(masks[lesion]) - centre(plain_masks[lesion])).norm(dim=1)
+    assert float(shift.max()) < 9.0, shift

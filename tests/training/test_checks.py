@@ -26,6 +26,8 @@ def _config(**sections) -> Config:
     ({"augment": {"gamma_range": [0.0, 1.5]}}, "augment.gamma_range"),
     ({"augment": {"bias_field": -0.1}}, "augment.bias_field"),
     ({"augment": {"bias_field_coeff": -0.2}}, "augment.bias_field_coeff"),
+    ({"augment": {"elastic": 1.5}}, "augment.elastic"),
+    ({"augment": {"elastic_sigma": -1}}, "augment.elastic_sigma"),
     ({"inference": {"threshold": 2.0}}, "inference.threshold"),
     ({"inference": {"threshold": [0.3, 1.2, 0.5]}, "model": {"out_channels": 3}}, "inference.threshold"),
     ({"inference": {"threshold": [0.3, 0.5]}, "model": {"out_channels": 3}}, "inference.threshold"),

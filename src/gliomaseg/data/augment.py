@@ -1,11 +1,12 @@
-"""On-the-fly augmentation of whole batches: flips, small rotations and scaling, intensity jitter,
-and FLAIR copies in place of the other LGG sequences. 3D patches get mirroring along every
+"""On-the-fly augmentation of whole batches: flips, small rotations and scaling, elastic
+deformation, intensity jitter, and FLAIR copies in place of the other LGG sequences. 3D patches get mirroring along every
 axis and the intensity jitter (nnU-Net's cheapest and most useful 3D transforms). Both may get
 a smooth bias field and a gamma transform per sample (the forms of TorchIO's
 ``RandomBiasField`` and MONAI's ``AdjustContrast``, done on the whole batch at once), off unless
 a config asks for them.
 
-The geometry is done on the batch tensor with one ``affine_grid``/``grid_sample`` call, which
+The geometry (with the elastic displacements added to the affine grid) is done on the batch
+tensor with one ``affine_grid``/``grid_sample`` call, which
 costs a small fraction of a training step on the CPU, unlike per-sample pipelines.
 """
 
@@ -28,7 +29,7 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
         images: ``(B, C, H, W)`` (or ``(B, C, X, Y, Z)``) float32 normalised images; for 2.5D
             input, ``stack`` slices of ``C / stack`` channels each (as ``stack_slices`` orders them).
         masks: ``(B, K, H, W)`` (or ``(B, K, X, Y, Z)``) float32 in {0, 1}.
-        config: ranges of each transform (rotation, scaling, ``flip_height`` and FLAIR copies apply to 2D only;
+        config: ranges of each transform (rotation, scaling, elastic deformation, ``flip_height`` and FLAIR copies apply to 2D only;
             FLAIR copies only to 3-sequence LGG slices, ``C = 3 * stack``; bias field, gamma and
             intensity jitter to both, in that order).
         generator: random source, for reproducible runs.
@@ -50,11 +51,41 @@ def augment_batch(images: torch.Tensor, masks: torch.Tensor, config: AugmentConf
     theta[:, 0, 0], theta[:, 0, 1] = cos * flip, -sin * flip_height
     theta[:, 1, 0], theta[:, 1, 1] = sin * flip, cos * flip_height
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    if config.elastic > 0:
+        grid = grid + elastic_displacements(images.shape, config.elastic, config.elastic_sigma, generator)
     images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     masks = (F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False) >= 0.5).float()
     if config.flair_copy > 0 and images.shape[1] == 3 * stack:
         images = _copy_flair(images, config.flair_copy, generator, stack)
     return _jitter_intensity(_bias_field_and_gamma(images, config, generator), config.intensity, generator), masks
+
+
+ELASTIC_GRID = 3  # control points per side of the coarse displacement grid (Ronneberger et al. 2015)
+
+
+def elastic_displacements(shape: torch.Size, probability: float, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """Smooth random displacements of a 2D sampling grid, the elastic deformation of U-Net
+    (Ronneberger et al. 2015, "U-Net: convolutional networks for biomedical image
+    segmentation"): a displacement vector per point of a coarse 3x3 grid, drawn from a Gaussian
+    of ``sigma`` pixels' standard deviation, interpolated bicubically to every pixel.
+
+    Args:
+        shape: ``(B, C, H, W)`` of the batch.
+        probability: chance per sample of a deformation; the others get zero displacement.
+        sigma: standard deviation of each control point's displacement, in pixels of the batch.
+        generator: random source (draws the choice and the coarse grid for every sample).
+
+    Returns:
+        ``(B, H, W, 2)`` float32 displacements in ``grid_sample``'s normalised coordinates
+        (x along the width first), to add to an ``affine_grid``.
+    """
+    batch, _, height, width = shape
+    chosen = torch.rand(batch, generator=generator) < probability
+    coarse = torch.randn(batch, 2, ELASTIC_GRID, ELASTIC_GRID, generator=generator) * sigma
+    coarse = coarse * (2.0 / torch.tensor([width, height], dtype=torch.float32)).view(1, 2, 1, 1)  # pixels -> [-1, 1]
+    coarse = coarse * chosen.view(batch, 1, 1, 1)
+    field = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=True)
+    return field.permute(0, 2, 3, 1)
 
 
 def _mirror_signs(on: bool, generator: torch.Generator, batch: int) -> torch.Tensor:
