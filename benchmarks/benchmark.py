@@ -16,6 +16,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -35,9 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEP = [(16, 128), (24, 128), (32, 128), (16, 160), (24, 160), (32, 160), (16, 256)]
 
 
-def training_throughput(config: Config, bank, steps: int) -> float:
+def training_throughput(config: Config, bank, steps: int, prefetch: bool = False) -> float:
     """Samples/s (slices or patches) of full training steps (sampling, augmentation, forward,
-    loss, backward, Adam) on a training bank, after one warm-up step."""
+    loss, backward, Adam) on a training bank, after one warm-up step; with ``prefetch``, each
+    next batch drawn and augmented in a background thread during the step, as the Trainer
+    does on accelerators."""
     dims = spatial_dims(config.model.name)
     model = create_model(config.model).to(memory_format=memory_format(config.runtime.channels_last, dims)).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
@@ -45,10 +48,18 @@ def training_throughput(config: Config, bank, steps: int) -> float:
     generator = torch.Generator().manual_seed(0)
     batch = config.train.batch_size
     seen, started = 0, None
+
+    def draw():
+        return bank.batch(bank.sample(batch, config.train.tumor_fraction, generator), config.augment, generator)
+
+    loader = ThreadPoolExecutor(1)
+    pending = loader.submit(draw) if prefetch else None
     for step in range(steps + 1):
         if step == 1:
             started = time.perf_counter()
-        images, masks = bank.batch(bank.sample(batch, config.train.tumor_fraction, generator), config.augment, generator)
+        images, masks = pending.result() if prefetch else draw()
+        if prefetch:
+            pending = loader.submit(draw)
         with autocast(config.runtime.bf16):
             logits = model(images.contiguous(memory_format=memory_format(config.runtime.channels_last, dims)))
         loss = loss_fn(logits.float(), masks)
@@ -56,7 +67,9 @@ def training_throughput(config: Config, bank, steps: int) -> float:
         loss.backward()
         optimizer.step()
         seen += batch if step else 0
-    return seen / (time.perf_counter() - started)
+    rate = seen / (time.perf_counter() - started)
+    loader.shutdown(wait=True)
+    return rate
 
 
 def training_bank(data: Path, ids: list[str], config: Config):

@@ -203,9 +203,11 @@ class Trainer:
     # -- loop --------------------------------------------------------------------------------
     def _epoch(self, deadline: float, bar: Progress) -> tuple[float, int]:
         """One epoch of this rank's share of the samples; returns its mean loss and the
-        samples seen by all ranks. Stops at ``deadline`` as soon as any rank passes it. The next
-        batch is read and augmented in a background thread while the network trains on this
-        one (in order, so the draws are the same as without it)."""
+        samples seen by all ranks. Stops at ``deadline`` as soon as any rank passes it. On an
+        accelerator the next batch is read and augmented in a background thread while the
+        network trains on this one; on the CPU in line, as that thread's work would compete for
+        the cores the network trains on (half the slices/s on 2 cores, ``benchmarks/training.py``).
+        Either way in order, so the draws are the same."""
         cfg, world = self.config.train, self.ranks.world
         count = (cfg.slices_per_epoch or len(self.bank)) // world
         batch_size = cfg.batch_size // world
@@ -220,15 +222,16 @@ class Trainer:
         def load(start: int) -> tuple[torch.Tensor, torch.Tensor]:
             return self.bank.batch(order[start:start + batch_size], self.config.augment, self.generator)
 
+        prefetch = self.device.type != "cpu"
         with ThreadPoolExecutor(1) as loader:
-            pending = [loader.submit(load, start) for start in starts[:1]]
-            for step in range(len(starts)):
+            pending = [loader.submit(load, start) for start in starts[:1]] if prefetch else []
+            for step, start in enumerate(starts):
                 if self.ranks.any(time.monotonic() > deadline, self.device):
                     break
                 if cfg.schedule == "poly":
                     self._poly_lr(step / len(starts), time.monotonic() - epoch_start)
-                images, masks = pending.pop().result()
-                if step + 1 < len(starts):
+                images, masks = pending.pop().result() if prefetch else load(start)
+                if prefetch and step + 1 < len(starts):
                     pending.append(loader.submit(load, starts[step + 1]))
                 losses.append(self._step(images, masks, pin))
                 seen += batch_size * world
