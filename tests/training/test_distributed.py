@@ -10,11 +10,10 @@ import csv
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
-
-import socket
 
 import pytest
 import torch

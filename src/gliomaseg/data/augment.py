@@ -1,13 +1,13 @@
 """On-the-fly augmentation of whole batches: flips, small rotations and scaling, elastic
-deformation, intensity jitter, and FLAIR copies in place of the other LGG sequences. 3D patches get mirroring along every
-axis and the intensity jitter (nnU-Net's cheapest and most useful 3D transforms). Both may get
-a smooth bias field and a gamma transform per sample (the forms of TorchIO's
-``RandomBiasField`` and MONAI's ``AdjustContrast``, done on the whole batch at once), off unless
-a config asks for them.
+deformation, intensity jitter, and FLAIR copies in place of the other LGG sequences. 3D patches
+get mirroring along every axis and the intensity jitter (nnU-Net's cheapest and most useful 3D
+transforms). Both may get a smooth bias field and a gamma transform per sample (the forms of
+TorchIO's ``RandomBiasField`` and MONAI's ``AdjustContrast``, done on the whole batch at once),
+off unless a config asks for them.
 
 The geometry (with the elastic displacements added to the affine grid) is done on the batch
-tensor with one ``affine_grid``/``grid_sample`` call, which
-costs a small fraction of a training step on the CPU, unlike per-sample pipelines.
+tensor with one ``affine_grid``/``grid_sample`` call, which costs a small fraction of a
+training step on the CPU, unlike per-sample pipelines.
 """
 
 from __future__ import annotations
