@@ -6,9 +6,12 @@ interval of the mean difference (10,000 resamples of patients, seed 0).
 
     python benchmarks/paired.py docs/cv/brats_per_case.csv runs/cv_brats/per_case.csv
     python benchmarks/paired.py runs/cv_lgg_25d/per_patient.csv runs/cv_lgg_25d_case/per_patient.csv --columns dice
+    python benchmarks/paired.py docs/cv/lgg_flip_height_per_patient.csv docs/cv/lgg_flip_height_per_patient.csv --columns dice_row13:dice_flip_height
 
 A and B are ``per_patient.csv`` / ``per_case.csv`` files of ``gliomaseg evaluate`` or ``cv``
-(out of fold). Only patients in both files are compared; the count is printed.
+(out of fold). Only patients in both files are compared; the count is printed. A column given as
+``A_NAME:B_NAME`` compares column A_NAME of A with column B_NAME of B (two columns of one file, as
+the model card's per-patient tables keep them).
 """
 
 from __future__ import annotations
@@ -47,7 +50,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("a", type=Path, help="baseline per-patient CSV")
     parser.add_argument("b", type=Path, help="changed per-patient CSV")
-    parser.add_argument("--columns", default=None, help="comma-separated columns (default: every *dice column but lesion-wise)")
+    parser.add_argument("--columns", default=None, help="comma-separated columns, each NAME or A_NAME:B_NAME "
+                                                               "(default: every *dice column but lesion-wise)")
     parser.add_argument("--margin", type=float, default=0.01, help="a patient (case) counts as better or worse beyond this difference")
     args = parser.parse_args()
     (key, rows_a), (_, rows_b) = read(args.a), read(args.b)
@@ -56,8 +60,13 @@ def main() -> None:
     columns = args.columns.split(",") if args.columns else [c for c in first if c.endswith("dice") and "lesion" not in c]
     print(f"{len(ids)} {key}s in both ({len(rows_a)} in A, {len(rows_b)} in B); B - A, margin {args.margin}")
     for column in columns:
-        a = np.array([float(rows_a[pid][column]) for pid in ids])
-        b = np.array([float(rows_b[pid][column]) for pid in ids])
+        column_a, _, column_b = column.partition(":")
+        missing = [f"{path}: no column {name!r}" for path, rows, name in ((args.a, rows_a, column_a), (args.b, rows_b, column_b or column_a))
+                   if ids and name not in rows[ids[0]]]
+        if missing:
+            raise SystemExit(f"error: {missing[0]}")
+        a = np.array([float(rows_a[pid][column_a]) for pid in ids])
+        b = np.array([float(rows_b[pid][column_b or column_a]) for pid in ids])
         s = compare(a, b, args.margin)
         print(f"  {column}: A {s['mean_a']:.3f}, B {s['mean_b']:.3f}, mean difference {s['mean_diff']:+.3f} "
               f"(95% bootstrap {s['low']:+.3f} to {s['high']:+.3f}), median {s['median_diff']:+.3f}, "
