@@ -61,12 +61,12 @@ def main() -> None:
     print(f"{len(ids)} {key}s in both ({len(rows_a)} in A, {len(rows_b)} in B); B - A, margin {args.margin}")
     for column in columns:
         column_a, _, column_b = column.partition(":")
-        missing = [f"{path}: no column {name!r}" for path, rows, name in ((args.a, rows_a, column_a), (args.b, rows_b, column_b or column_a))
-                   if ids and name not in rows[ids[0]]]
-        if missing:
-            raise SystemExit(f"error: {missing[0]}")
+        column_b = column_b or column_a
+        for path, rows, name in ((args.a, rows_a, column_a), (args.b, rows_b, column_b)):
+            if ids and name not in rows[ids[0]]:
+                raise SystemExit(f"error: {path}: no column {name!r}")
         a = np.array([float(rows_a[pid][column_a]) for pid in ids])
-        b = np.array([float(rows_b[pid][column_b or column_a]) for pid in ids])
+        b = np.array([float(rows_b[pid][column_b]) for pid in ids])
         s = compare(a, b, args.margin)
         print(f"  {column}: A {s['mean_a']:.3f}, B {s['mean_b']:.3f}, mean difference {s['mean_diff']:+.3f} "
               f"(95% bootstrap {s['low']:+.3f} to {s['high']:+.3f}), median {s['median_diff']:+.3f}, "
