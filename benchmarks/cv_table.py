@@ -1,0 +1,107 @@
+"""Build a model card's per-patient table from an out-of-fold evaluation: one row per patient
+(case) with its fold, true tumor volume (voxels) and Dice, a baseline row's Dice beside it, sorted
+by true volume (small lesions first), plus the per-epoch training log of every fold in one CSV.
+
+    python benchmarks/cv_table.py runs/cv_lgg_e48/per_patient.csv \\
+        --baseline docs/cv/lgg_25d_sampling_per_patient.csv:dice_tumor_sampling_case:dice_row13 \\
+        --name dice_e48 --out docs/cv/lgg_e48_per_patient.csv \\
+        --runs runs/cv_lgg_e48 --curves docs/cv/training_lgg_25d_e48_folds.csv
+
+The evaluation is the ``per_patient.csv`` of ``gliomaseg cv`` or ``gliomaseg evaluate --model
+RUN_DIR`` (out of fold: it has a ``fold`` column). ``--baseline FILE:COLUMN:NAME`` takes COLUMN of
+FILE as NAME; a patient missing from the baseline, or held out in another fold there, is an error,
+since the two rows would not be paired. ``--runs`` reads ``fold*/metrics.csv`` of a ``cv`` run
+folder. The per-patient table, its fold means and its small-lesion mean (true volume under
+``--small`` voxels) are printed; ``benchmarks/paired.py`` gives the paired statistics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+from pathlib import Path
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file; exits with a one-line error if it is missing or empty."""
+    if not path.is_file():
+        raise SystemExit(f"error: {path}: no such file")
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise SystemExit(f"error: {path}: no rows")
+    return rows
+
+
+def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
+    """Write ``rows`` (dicts of one key order) as a CSV file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], column: str, name: str,
+         label: str, source: str) -> list[dict[str, object]]:
+    """Rows ``patient, fold, true_volume_voxels, NAME, LABEL`` sorted by true volume.
+
+    ``evaluation`` rows need ``fold``, ``true_volume_voxels`` and ``dice``; ``baseline`` rows need
+    the id column and ``column`` (and ``fold``, when present, must agree). Raises SystemExit naming
+    ``source`` when a patient cannot be paired.
+    """
+    key = "patient" if "patient" in evaluation[0] else "case"
+    if "fold" not in evaluation[0]:
+        raise SystemExit("error: the evaluation has no fold column (use the out-of-fold per_patient.csv)")
+    if column not in baseline[0]:
+        raise SystemExit(f"error: {source}: no column {column!r}")
+    base = {row[key]: row for row in baseline}
+    table = []
+    for row in evaluation:
+        other = base.get(row[key])
+        if other is None or other.get("fold", row["fold"]) != row["fold"]:
+            raise SystemExit(f"error: {source}: {row[key]} is missing or held out in another fold")
+        table.append({key: row[key], "fold": int(row["fold"]), "true_volume_voxels": int(row["true_volume_voxels"]),
+                      name: other[column], label: f"{float(row['dice']):.4f}"})
+    return sorted(table, key=lambda r: r["true_volume_voxels"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("evaluation", type=Path, help="out-of-fold per_patient.csv (with a fold column)")
+    parser.add_argument("--baseline", required=True, help="FILE:COLUMN:NAME, the baseline Dice column and its name")
+    parser.add_argument("--name", required=True, help="column name for this evaluation's Dice")
+    parser.add_argument("--out", type=Path, required=True, help="per-patient table to write")
+    parser.add_argument("--runs", type=Path, help="cv run folder whose fold*/metrics.csv are joined")
+    parser.add_argument("--curves", type=Path, help="training-log CSV to write (with --runs)")
+    parser.add_argument("--small", type=int, default=6000, help="small-lesion bound, true volume in voxels")
+    args = parser.parse_args()
+    source, column, label = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
+    if not (column and label):
+        raise SystemExit(f"error: --baseline {args.baseline!r}: expected FILE:COLUMN:NAME")
+    table = join(read_rows(args.evaluation), read_rows(Path(source)), column, label, args.name, source)
+    write_rows(args.out, table)
+    if args.runs and args.curves:
+        folds = sorted(args.runs.glob("fold*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
+        if not folds:
+            raise SystemExit(f"error: {args.runs}: no fold*/metrics.csv")
+        write_rows(args.curves, [{"fold": path.parent.name[4:], **row} for path in folds for row in read_rows(path)])
+
+    def summary(rows: list[dict[str, object]], column: str) -> str:
+        values = [float(r[column]) for r in rows]
+        return f"{statistics.mean(values):.3f} / {statistics.median(values):.3f}"
+
+    print(f"{len(table)} patients -> {args.out}; mean / median: {label} {summary(table, label)}, "
+          f"{args.name} {summary(table, args.name)}")
+    for fold in sorted({r["fold"] for r in table}):
+        rows = [r for r in table if r["fold"] == fold]
+        print(f"  fold {fold} ({len(rows)}): {label} {summary(rows, label)}, {args.name} {summary(rows, args.name)}")
+    small = [r for r in table if r["true_volume_voxels"] < args.small]
+    if small:
+        print(f"  under {args.small} voxels ({len(small)}): {label} {summary(small, label)}, "
+              f"{args.name} {summary(small, args.name)}")
+
+
+if __name__ == "__main__":
+    main()
