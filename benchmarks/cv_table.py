@@ -43,13 +43,14 @@ def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
-def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], column: str, name: str,
-         label: str, source: str) -> list[dict[str, object]]:
-    """Rows ``patient, fold, true_volume_voxels, NAME, LABEL`` sorted by true volume.
+def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], column: str, baseline_name: str,
+         name: str, source: str) -> list[dict[str, object]]:
+    """Rows ``patient, fold, true_volume_voxels, BASELINE_NAME, NAME`` sorted by true volume:
+    the baseline's ``column`` as it is written there, the evaluation's ``dice`` to 4 decimals.
 
     ``evaluation`` rows need ``fold``, ``true_volume_voxels`` and ``dice``; ``baseline`` rows need
     the id column and ``column`` (and ``fold``, when present, must agree). Raises SystemExit naming
-    ``source`` when a patient cannot be paired.
+    ``source`` (the baseline file) when a patient cannot be paired.
     """
     key = "patient" if "patient" in evaluation[0] else "case"
     if "fold" not in evaluation[0]:
@@ -63,7 +64,7 @@ def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], colum
         if other is None or other.get("fold", row["fold"]) != row["fold"]:
             raise SystemExit(f"error: {source}: {row[key]} is missing or held out in another fold")
         table.append({key: row[key], "fold": int(row["fold"]), "true_volume_voxels": int(row["true_volume_voxels"]),
-                      name: other[column], label: f"{float(row['dice']):.4f}"})
+                      baseline_name: other[column], name: f"{float(row['dice']):.4f}"})
     return sorted(table, key=lambda r: r["true_volume_voxels"])
 
 
@@ -77,10 +78,10 @@ def main() -> None:
     parser.add_argument("--curves", type=Path, help="training-log CSV to write (with --runs)")
     parser.add_argument("--small", type=int, default=6000, help="small-lesion bound, true volume in voxels")
     args = parser.parse_args()
-    source, column, label = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
-    if not (column and label):
+    source, column, baseline_name = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
+    if not (column and baseline_name):
         raise SystemExit(f"error: --baseline {args.baseline!r}: expected FILE:COLUMN:NAME")
-    table = join(read_rows(args.evaluation), read_rows(Path(source)), column, label, args.name, source)
+    table = join(read_rows(args.evaluation), read_rows(Path(source)), column, baseline_name, args.name, source)
     write_rows(args.out, table)
     if args.runs and args.curves:
         folds = sorted(args.runs.glob("fold*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
@@ -92,14 +93,14 @@ def main() -> None:
         values = [float(r[column]) for r in rows]
         return f"{statistics.mean(values):.3f} / {statistics.median(values):.3f}"
 
-    print(f"{len(table)} patients -> {args.out}; mean / median: {label} {summary(table, label)}, "
+    print(f"{len(table)} patients -> {args.out}; mean / median: {baseline_name} {summary(table, baseline_name)}, "
           f"{args.name} {summary(table, args.name)}")
     for fold in sorted({r["fold"] for r in table}):
         rows = [r for r in table if r["fold"] == fold]
-        print(f"  fold {fold} ({len(rows)}): {label} {summary(rows, label)}, {args.name} {summary(rows, args.name)}")
+        print(f"  fold {fold} ({len(rows)}): {baseline_name} {summary(rows, baseline_name)}, {args.name} {summary(rows, args.name)}")
     small = [r for r in table if r["true_volume_voxels"] < args.small]
     if small:
-        print(f"  under {args.small} voxels ({len(small)}): {label} {summary(small, label)}, "
+        print(f"  under {args.small} voxels ({len(small)}): {baseline_name} {summary(small, baseline_name)}, "
               f"{args.name} {summary(small, args.name)}")
 
 
