@@ -78,12 +78,14 @@ def main() -> None:
     parser.add_argument("--curves", type=Path, help="training-log CSV to write (with --runs)")
     parser.add_argument("--small", type=int, default=6000, help="small-lesion bound, true volume in voxels")
     args = parser.parse_args()
+    if (args.runs is None) != (args.curves is None):
+        parser.error("--runs and --curves go together: the fold logs to read and the CSV to write")
     source, column, baseline_name = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
     if not (column and baseline_name):
         raise SystemExit(f"error: --baseline {args.baseline!r}: expected FILE:COLUMN:NAME")
     table = join(read_rows(args.evaluation), read_rows(Path(source)), column, baseline_name, args.name, source)
     write_rows(args.out, table)
-    if args.runs and args.curves:
+    if args.runs is not None:
         folds = sorted(args.runs.glob("fold*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
         if not folds:
             raise SystemExit(f"error: {args.runs}: no fold*/metrics.csv")
