@@ -116,14 +116,16 @@ def test_bundled_brats_model_segments_the_test_cases(evaluated):
 
 
 def test_per_region_thresholds_override_the_models(evaluated, tmp_path):
-    """``--threshold WT,TC,ET``: the bundled model's own threshold given once per region scores
+    """``--threshold WT,TC,ET``: the bundled model's own thresholds given once per region score
     the same as the default; a higher WT threshold can only lower WT sensitivity; a count that
     is not the model's 3 regions is one error line, before any case is read."""
     _, default_out, bad_case = evaluated
     data = bad_case.parent
     threshold = load_model(bundled_weights("brats"))[1].inference.threshold
+    own = list(threshold) if isinstance(threshold, tuple) else [threshold] * 3
     runs = {}
-    for name, levels in (("same", f"{threshold},{threshold},{threshold}"), ("strict_wt", f"0.9,{threshold},{threshold}")):
+    for name, levels in (("same", own), ("strict_wt", [0.9, *own[1:]])):
+        levels = ",".join(str(level) for level in levels)
         result = run_cli("evaluate", data, "--threshold", levels, "--out", tmp_path / name)
         assert result.returncode == EXIT_PARTIAL, result.stderr  # the bad case is reported and skipped
         runs[name] = {row["case"]: row for row in csv.DictReader((tmp_path / name / "per_case.csv").open())}

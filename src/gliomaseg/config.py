@@ -30,6 +30,10 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 BANK_CHOICES = ("memory", "disk")
 SCHEDULE_CHOICES = ("plateau", "poly")
 TUMOR_SAMPLING_CHOICES = ("slice", "case")
+STANDARDIZE_CHOICES = ("none", "histogram")
+# Brain-intensity percentiles whose values are the landmarks of histogram standardisation
+# (Nyul et al. 2000: the 1st and 99th as the ends of the scale, deciles between).
+LANDMARK_PERCENTILES = (1, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99)
 
 
 @dataclass
@@ -71,6 +75,12 @@ class DataConfig:
       so ``model.in_channels = channels * (2 * context_slices + 1)``.
     - ``patch_size``: volume datasets: the training window in voxels, ``(x, y, z)`` for 3D
       networks and ``(x, y, 1)`` for slice networks.
+    - ``standardize``: ``none``, or ``histogram``: Nyul's piecewise-linear histogram
+      standardisation of each channel before the recipe's normalisation
+      (:func:`gliomaseg.data.preprocessing.standardize`), against ``landmarks``.
+    - ``landmarks``: the standard scale of ``histogram``, one row per image channel of the
+      intensities at the brain percentiles 1, 10, 20, ..., 90, 99; empty in a recipe, fitted on
+      the training cases when training starts and saved with the weights.
     """
 
     dataset: str = "auto"
@@ -79,6 +89,8 @@ class DataConfig:
     crop_margin: int = 8
     context_slices: int = 0
     patch_size: tuple[int, int, int] = (96, 96, 96)
+    standardize: str = "none"
+    landmarks: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -224,6 +236,10 @@ class Config:
             (self.data.crop_margin >= 0, "data.crop_margin", "0 or more pixels"),
             (self.data.context_slices >= 0, "data.context_slices", "0 or more"),
             (all(n >= 1 for n in self.data.patch_size), "data.patch_size", "three sides of at least 1 voxel"),
+            (self.data.standardize in STANDARDIZE_CHOICES, "data.standardize", f"one of {', '.join(STANDARDIZE_CHOICES)}"),
+            (not self.data.landmarks or self.data.standardize == "histogram", "data.landmarks", "empty unless data.standardize is histogram"),
+            (all(len(row) == len(LANDMARK_PERCENTILES) and all(a < b for a, b in zip(row, row[1:])) for row in self.data.landmarks),
+             "data.landmarks", f"rows of {len(LANDMARK_PERCENTILES)} increasing intensities, one row per channel"),
             (self.augment.rotate_degrees >= 0, "augment.rotate_degrees", "0 or more"),
             (0 < self.augment.scale[0] <= self.augment.scale[1], "augment.scale", "0 < low <= high"),
             (self.augment.intensity >= 0, "augment.intensity", "0 or more"),

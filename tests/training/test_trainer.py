@@ -1,17 +1,22 @@
-"""A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed."""
+"""A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed;
+histogram landmarks are fitted on the train patients and saved."""
 
 from __future__ import annotations
 
 import csv
 import math
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from conftest import TRAIN_PATIENTS, VAL_PATIENTS
 from gliomaseg.config import Config
+from gliomaseg.data.base import get_dataset
+from gliomaseg.data.preprocessing import fit_landmarks
 from gliomaseg.errors import ConfigError
+from gliomaseg.inference.predictor import Predictor
 from gliomaseg.models.weights import load_model, load_state, resolve_weights
 from gliomaseg.training.trainer import train
 
@@ -92,3 +97,25 @@ def test_training_on_every_case_needs_the_poly_schedule(lgg_root, tmp_path):
     assert not (tmp_path / "poly" / "best.safetensors").exists()
     assert resolve_weights(tmp_path / "poly") == tmp_path / "poly" / "last.safetensors"  # --model RUN
     assert all(math.isnan(row["val_dice_mean"]) for row in progress.history)
+
+
+def test_histogram_landmarks_are_fitted_on_the_train_cases_and_saved(lgg_root, tmp_path):
+    """``data.standardize: histogram`` fits the landmarks on the split's train patients (not its
+    validation patient) when training starts; the weights file carries them, and the predictor
+    of the loaded model standardises with them."""
+    split = {"train": TRAIN_PATIENTS, "val": VAL_PATIENTS, "test": []}
+    config = tiny_config()
+    config.data.standardize = "histogram"
+    config.train.schedule, config.train.max_epochs, config.train.slices_per_epoch = "poly", 1, 16
+    train(lgg_root, split, config, tmp_path)
+    dataset = get_dataset("kaggle3m")
+    refs = {ref.id: ref for ref in dataset.find(lgg_root)}
+    expected = np.asarray(fit_landmarks([dataset.load(refs[pid]).images for pid in TRAIN_PATIENTS], volumetric=False))
+    model, saved = load_model(tmp_path / "last.safetensors")
+    np.testing.assert_allclose(np.asarray(saved.data.landmarks), expected)
+    assert saved.data.standardize == "histogram"
+    with_val = np.asarray(fit_landmarks([dataset.load(refs[pid]).images for pid in TRAIN_PATIENTS + VAL_PATIENTS],
+                                        volumetric=False))
+    assert not np.allclose(with_val, expected)  # the check above could tell the validation patient in
+    predictor = Predictor(model, saved)
+    np.testing.assert_allclose(np.asarray(predictor.preprocessing.landmarks), expected)

@@ -13,18 +13,25 @@ Two recipes, chosen by the dataset type:
   18): crop to the box of voxels non-zero in any sequence (skull-stripped, background exactly
   0), then per-sequence z-score over those brain voxels; no resampling (1 mm grid kept).
 
+Either recipe can first standardise each channel's histogram (``data.standardize:
+histogram``; Nyul, Udupa and Zhang 2000, IEEE Transactions on Medical Imaging 19(2)):
+landmarks fitted on the training cases map every case's brain-intensity percentiles onto one
+standard scale, piecewise linearly, before the normalisation above.
+
 Its parameters are the ``data`` section of the model's config, saved in every weights file.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import DataConfig
+from ..config import LANDMARK_PERCENTILES, DataConfig
+from ..errors import ConfigError
 
 CLIP_MAX = 1.5
 BRAIN_FRACTION = 0.1  # of the reference channel's 99th percentile
@@ -57,19 +64,29 @@ class Preprocessing:
         size: slice recipe: side of the square each slice is resized to (0: no resize).
         crop_to_brain: slice recipe: crop to the square brain box first.
         margin: slice recipe: pixels of background kept around the brain box.
+        landmarks: histogram standardisation's standard scale, ``(C, 11)`` (see
+            :func:`fit_landmarks`); empty: none.
     """
 
     volumetric: bool
     size: int = 0
     crop_to_brain: bool = False
     margin: int = 8
+    landmarks: tuple[tuple[float, ...], ...] = ()
 
     @classmethod
     def from_config(cls, data: DataConfig, volumetric: bool) -> "Preprocessing":
-        """The preprocessing of a run's ``data`` section for a slice or volume dataset type."""
+        """The preprocessing of a run's ``data`` section for a slice or volume dataset type.
+
+        Raises:
+            ConfigError: ``data.standardize`` is ``histogram`` but no landmarks were fitted.
+        """
+        if data.standardize == "histogram" and not data.landmarks:
+            raise ConfigError("data.standardize is histogram but data.landmarks is empty: landmarks are fitted "
+                              "when training starts (gliomaseg train) and saved with the weights")
         if volumetric:
-            return cls(True)
-        return cls(False, data.image_size, data.crop_to_brain, data.crop_margin)
+            return cls(True, landmarks=data.landmarks)
+        return cls(False, data.image_size, data.crop_to_brain, data.crop_margin, data.landmarks)
 
     def forward(self, images: np.ndarray) -> Prepared:
         """Args: ``images`` ``(C, *spatial)``: uint8 slices ``(C, H, W, S)`` or float volumes
@@ -77,9 +94,15 @@ class Preprocessing:
         shape = tuple(images.shape[1:])
         if self.volumetric:
             box = nonzero_box(images)
-            return Prepared(torch.from_numpy(zscore_brain(images[(slice(None), *box)])), box, shape)
+            cropped = images[(slice(None), *box)]
+            if self.landmarks:
+                cropped = standardize(cropped, brain_mask(cropped, True), self.landmarks)
+            return Prepared(torch.from_numpy(zscore_brain(cropped)), box, shape)
         box = brain_box(images, self.margin) if self.crop_to_brain else tuple(slice(0, n) for n in shape)
-        normalized = torch.from_numpy(normalize_volume(images[:, box[0], box[1]], slices_first=True))  # (S, C, h, w)
+        cropped = images[:, box[0], box[1]]
+        if self.landmarks:
+            cropped = standardize(cropped, brain_mask(cropped, False), self.landmarks)
+        normalized = torch.from_numpy(normalize_volume(cropped, slices_first=True))  # (S, C, h, w)
         tensor = resize(normalized, self.size)  # (S, C, N, N)
         return Prepared(tensor.permute(1, 2, 3, 0), box, shape)
 
@@ -126,6 +149,115 @@ def brain_voxels(images: np.ndarray) -> np.ndarray:
     reference = images[min(REFERENCE_CHANNEL, images.shape[0] - 1)]
     top = percentile(reference, 99)
     return reference > BRAIN_FRACTION * max(float(top), 1.0)
+
+
+def brain_mask(images: np.ndarray, volumetric: bool) -> np.ndarray:
+    """``(*spatial)`` bool: the brain voxels each recipe normalises over: voxels non-zero in any
+    channel (volumes: skull-stripped, background exactly 0) or :func:`brain_voxels` (slices).
+
+    Args:
+        images: ``(C, *spatial)``.
+    """
+    return np.any(images != 0, axis=0) if volumetric else brain_voxels(images)
+
+
+def case_landmarks(images: np.ndarray, brain: np.ndarray) -> np.ndarray:
+    """``(C, 11)`` float64: each channel's intensities at the brain percentiles
+    :data:`~gliomaseg.config.LANDMARK_PERCENTILES` (all voxels where ``brain`` is empty).
+
+    Args:
+        images: ``(C, *spatial)``; brain: ``(*spatial)`` bool.
+    """
+    rows = []
+    for channel in images:
+        values = channel[brain] if brain.any() else channel.ravel()
+        rows.append([percentile(values, q) for q in LANDMARK_PERCENTILES])
+    return np.asarray(rows, np.float64)
+
+
+def fit_landmarks(cases: Iterable[np.ndarray], volumetric: bool) -> tuple[tuple[float, ...], ...]:
+    """Nyul's training step: the standard scale of histogram standardisation.
+
+    Each case's landmarks (:func:`case_landmarks` over :func:`brain_mask`) are mapped linearly
+    so that its 1st and 99th percentiles land on the means of all cases' 1st and 99th, then
+    averaged over the cases (Nyul, Udupa and Zhang 2000, IEEE TMI 19(2), 143-150). Channels of
+    a case with no spread (1st percentile = 99th: an empty or missing sequence) are left out.
+
+    Args:
+        cases: ``(C, *spatial)`` images of the training cases, in scanner units (uint8 slices
+            or float volumes), all with the same ``C``.
+        volumetric: the volume recipe's brain mask (non-zero voxels) instead of the slices'.
+
+    Returns:
+        ``C`` rows of 11 strictly increasing intensities (``data.landmarks``).
+
+    Raises:
+        ValueError: no case, or a channel without spread in every case.
+    """
+    landmarks = np.stack([case_landmarks(images, brain_mask(images, volumetric)) for images in cases])  # (N, C, 11)
+    if not len(landmarks):
+        raise ValueError("histogram standardisation needs at least one training case")
+    rows = []
+    for channel in range(landmarks.shape[1]):
+        table = landmarks[:, channel]
+        table = table[table[:, -1] > table[:, 0]]
+        if not len(table):
+            raise ValueError(f"histogram standardisation: channel {channel} has no spread in any training case")
+        low, high = table[:, 0].mean(), table[:, -1].mean()
+        mapped = low + (table - table[:, :1]) / (table[:, -1:] - table[:, :1]) * (high - low)
+        standard = mapped.mean(axis=0)
+        # A tie in every case (coarse uint8 histograms) becomes a tiny step: the scale must increase.
+        ramp = 1e-6 * (high - low) * np.arange(len(standard))
+        rows.append(tuple(float(v) for v in np.maximum.accumulate(standard - ramp) + ramp))
+    return tuple(rows)
+
+
+def standardize(images: np.ndarray, brain: np.ndarray, landmarks: tuple[tuple[float, ...], ...]) -> np.ndarray:
+    """Nyul's transformation: each channel mapped piecewise linearly from its own brain
+    landmarks (:func:`case_landmarks`) onto the standard ``landmarks``, through ``0 -> 0`` so
+    that background stays 0; linear beyond the last landmark (and below 0) with the slope of the
+    nearest segment. A channel's repeated landmarks (coarse histograms) count once; a channel
+    that is 0 throughout stays 0.
+
+    Args:
+        images: ``(C, *spatial)`` uint8 slices or float volumes, non-negative intensities
+            apart from noise.
+        brain: ``(*spatial)`` bool, the voxels the percentiles are taken over.
+        landmarks: ``(C, 11)`` standard scale from :func:`fit_landmarks`.
+
+    Returns:
+        ``(C, *spatial)`` float32, each channel's brain percentiles equal to ``landmarks``
+        (up to the interpolation of uint8 histograms).
+
+    Raises:
+        ValueError: ``landmarks`` has a row count other than ``C``.
+    """
+    if len(landmarks) != images.shape[0]:
+        raise ValueError(f"histogram standardisation has landmarks for {len(landmarks)} channel(s); the images have {images.shape[0]}")
+    out = np.empty(images.shape, np.float32)
+    for c, (own, standard) in enumerate(zip(case_landmarks(images, brain), landmarks)):
+        source, target = [0.0], [0.0]
+        for x, y in zip(own, standard):
+            if x > source[-1] and y > target[-1]:
+                source.append(float(x))
+                target.append(float(y))
+        if images.dtype == np.uint8:  # a lookup table: the same numbers, one pass
+            out[c] = _piecewise(np.arange(256, dtype=np.float64), source, target).astype(np.float32)[images[c]]
+        else:
+            out[c] = _piecewise(images[c].astype(np.float64), source, target)
+    return out
+
+
+def _piecewise(x: np.ndarray, source: list[float], target: list[float]) -> np.ndarray:
+    """``np.interp`` through the points ``(source, target)`` (both increasing), continued
+    linearly at both ends; the identity through a single point ``(0, 0)``."""
+    if len(source) < 2:
+        return x
+    y = np.interp(x, source, target)
+    first = (target[1] - target[0]) / (source[1] - source[0])
+    last = (target[-1] - target[-2]) / (source[-1] - source[-2])
+    y = np.where(x < source[0], target[0] + (x - source[0]) * first, y)
+    return np.where(x > source[-1], target[-1] + (x - source[-1]) * last, y)
 
 
 def normalize_volume(images: np.ndarray, slices_first: bool = False) -> np.ndarray:

@@ -17,7 +17,8 @@ def check_config(config: Config, source: str = "config") -> None:
 
     Rules: the network exists; a 3D network needs a volume dataset; ``model.in_channels`` is
     the dataset's channels times ``2 * data.context_slices + 1`` (slice networks);
-    ``model.out_channels`` is the dataset's number of regions; slice datasets are resized
+    ``model.out_channels`` is the dataset's number of regions; ``data.landmarks`` (if fitted)
+    has one row per image channel; slice datasets are resized
     (``data.image_size`` > 0) to a multiple of the network's stride; volume datasets are not
     resized, and their ``data.patch_size`` is a multiple of the stride in-plane (all axes
     for 3D networks) with a depth of 1 for slice networks; ``flip+rot90`` TTA is for slice
@@ -50,6 +51,9 @@ def check_config(config: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: model.in_channels is {config.model.in_channels}, but {dataset.name} images have "
                           f"{len(dataset.channels)} channel(s) ({', '.join(dataset.channels)})"
                           + (f" x {stack} slices (data.context_slices {config.data.context_slices})" if stack > 1 else ""))
+    if config.data.landmarks and len(config.data.landmarks) != config.model.in_channels // stack:
+        raise ConfigError(f"{source}: data.landmarks has {len(config.data.landmarks)} row(s); the network takes "
+                          f"{config.model.in_channels // stack} channel(s), one row each")
     if config.model.out_channels != len(dataset.labels.regions):
         raise ConfigError(f"{source}: model.out_channels is {config.model.out_channels}, but {dataset.name} has "
                           f"{len(dataset.labels.regions)} region(s) ({', '.join(dataset.labels.regions)})")

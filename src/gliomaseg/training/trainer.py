@@ -40,7 +40,7 @@ from rich.progress import Progress, track
 from ..config import AugmentConfig, Config, save_config
 from ..data.augment import trained_mirror_axes
 from ..data.base import Case, DatasetType, resolve_dataset
-from ..data.preprocessing import Preprocessing
+from ..data.preprocessing import Preprocessing, fit_landmarks
 from ..errors import ConfigError, InputError
 from ..inference.predictor import Predictor
 from ..losses import create_loss
@@ -400,6 +400,9 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
     network trains on, keep the val cases for the validator. With a ``store`` folder (volume
     datasets), each preprocessed case goes to disk at once (:class:`.banks.DiskStore`) and the
     bank reads it through memory maps: memory holds one case at a time, whatever their number.
+    With ``data.standardize: histogram`` and no ``data.landmarks`` yet, the landmarks are first
+    fitted on the train cases (:func:`.preprocessing.fit_landmarks`, one more read of each)
+    and written into ``config``, which the run saves with its weights.
 
     Raises:
         InputError: a case of the split is missing or unreadable; the first problem that the
@@ -412,6 +415,12 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
         more = f" (and {len(problems) - 1} more problem(s): run gliomaseg verify {data})" if len(problems) > 1 else ""
         raise InputError(problems[0].path, problems[0].problem + more)
     channels = config.model.in_channels // (2 * config.data.context_slices + 1) if spatial_dims(config.model.name) == 2 else config.model.in_channels
+    if config.data.standardize == "histogram" and not config.data.landmarks:
+        cases = (dataset.load(by_id[cid], channels).images for cid in split["train"])
+        try:
+            config.data.landmarks = fit_landmarks(cases, dataset.volumetric)
+        except ValueError as exc:
+            raise InputError(data, str(exc)) from None
     preprocessing = Preprocessing.from_config(config.data, dataset.volumetric)
     window = tuple(config.data.patch_size)
     disk = DiskStore(store) if store is not None and dataset.volumetric else None
