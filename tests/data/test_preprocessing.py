@@ -93,7 +93,8 @@ def test_volumes_keep_their_brain_mask(brats_root):
 
 def test_landmarks_are_checked():
     """Landmarks without histogram standardisation, rows of the wrong length or order, and
-    histogram standardisation without landmarks (nothing fitted) are configuration errors."""
+    histogram standardisation without landmarks (nothing fitted) are configuration errors;
+    fitting on no case, or landmarks for another channel count, a ValueError."""
     row = [float(v) for v in range(11)]
     with pytest.raises(ConfigError, match="data.landmarks"):
         Config.from_dict({"data": {"landmarks": [row]}})
@@ -105,5 +106,7 @@ def test_landmarks_are_checked():
         Config.from_dict({"data": {"standardize": "nyul"}})
     with pytest.raises(ConfigError, match="landmarks is empty"):
         Preprocessing.from_config(DataConfig(standardize="histogram"), volumetric=False)
+    with pytest.raises(ValueError, match="at least one training case"):
+        fit_landmarks([], volumetric=False)
     with pytest.raises(ValueError, match="2 channel"):
         standardize(np.zeros((3, 4, 4, 1), np.uint8), np.ones((4, 4, 1), bool), (tuple(row), tuple(row)))

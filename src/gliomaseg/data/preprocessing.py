@@ -194,9 +194,10 @@ def fit_landmarks(cases: Iterable[np.ndarray], volumetric: bool) -> tuple[tuple[
     Raises:
         ValueError: no case, or a channel without spread in every case.
     """
-    landmarks = np.stack([case_landmarks(images, brain_mask(images, volumetric)) for images in cases])  # (N, C, 11)
-    if not len(landmarks):
+    per_case = [case_landmarks(images, brain_mask(images, volumetric)) for images in cases]
+    if not per_case:
         raise ValueError("histogram standardisation needs at least one training case")
+    landmarks = np.stack(per_case)  # (N, C, 11)
     rows = []
     for channel in range(landmarks.shape[1]):
         table = landmarks[:, channel]
