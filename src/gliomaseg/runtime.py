@@ -1,9 +1,11 @@
 """Runtime settings shared by training and inference (the config's ``runtime`` section):
-device, CPU threads, bfloat16 autocast and memory format."""
+device, CPU threads, bfloat16 autocast and memory format; and the C heap's handling of large
+blocks while training."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import platform
 from pathlib import Path
@@ -24,6 +26,40 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0)) or 1
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_INT_MAX = 2**31 - 1
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc's ``malloc`` keep freed memory for reuse in this process: no block is
+    mapped on its own (``M_MMAP_MAX`` 0) and up to 2 GiB of free heap is kept, not returned
+    to the system (``M_TRIM_THRESHOLD``). Process-wide and not undone.
+
+    Why: glibc maps every block of 32 MiB or more on its own and unmaps it when freed, so the
+    activations of a 3D network (one 64^3 x 16-channel bf16 tensor of a batch of 4 is 32 MiB)
+    are new pages at every step, each touched page a fault. On a 2-core AMD EPYC (AVX-512
+    bf16) a third of a 3D training step was such system time, and keeping the
+    memory trains the 3D U-Net 1.8x faster for 1.2x the peak resident memory; 2D networks,
+    whose blocks stay under the threshold, are unchanged (``python benchmarks/allocator.py``).
+    The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment or
+    preloading jemalloc/tcmalloc, which must be set before Python starts; ``mallopt`` (glibc
+    manual, "Malloc Tunable Parameters") sets it from inside.
+
+    Returns:
+        Whether both parameters were set: ``False`` without glibc (macOS, Windows, musl),
+        where the C heap is left as it is.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, _INT_MAX))
 
 
 def resolve_device(name: str = "cpu") -> torch.device:

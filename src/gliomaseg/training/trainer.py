@@ -47,7 +47,7 @@ from ..losses import create_loss
 from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
 from ..models.weights import load_initial_weights, load_state, save_model, save_state
-from ..runtime import autocast, grad_scaler, memory_format, set_threads
+from ..runtime import autocast, grad_scaler, keep_freed_memory, memory_format, set_threads
 from ..verify import usable
 from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
 from .checks import check_config
@@ -132,6 +132,7 @@ class Trainer:
             raise ConfigError(f"train.batch_size {config.train.batch_size} is the global batch: it must be a multiple "
                               f"of the {ranks.world} processes")
         set_threads(ranks.threads(config.runtime.threads))
+        keep_freed_memory()  # 1.8x for 3D networks on the CPU (see its docstring)
         torch.manual_seed(config.train.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(ranks.seed(config.train.seed))
         self.device = ranks.device(config.runtime.device)

@@ -1,0 +1,76 @@
+"""Training throughput and peak memory with glibc's default heap against the heap kept by
+:func:`gliomaseg.runtime.keep_freed_memory` (what the Trainer sets), side by side in one run.
+
+Each figure is one fresh process (the heap setting is process-wide and not undone) timing full
+training steps of a recipe on real preprocessed BraTS cases, as ``benchmarks/brats.py`` does;
+the processes alternate default, kept, default, kept, ... over ``--repeats`` rounds. Printed:
+samples/s, system CPU seconds, minor page faults and peak resident memory per process, and the
+kept/default ratio of the median samples/s and peak memory per recipe.
+
+    python benchmarks/allocator.py --data cache/brats/brats [--steps 6] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmark import REPO, training_bank, training_throughput
+from gliomaseg.config import load_config
+from gliomaseg.runtime import describe_machine, keep_freed_memory, set_threads
+
+RECIPES = ("brats_unet3d.yaml", "brats_unet2d_strongaug.yaml")
+
+
+def child(data: Path, split: Path, recipe: str, keep: bool, steps: int) -> None:
+    """Time one recipe in this process and print one JSON line."""
+    set_threads(0)
+    if keep and not keep_freed_memory():
+        raise SystemExit("keep_freed_memory: no glibc here, nothing to compare")
+    config = load_config(REPO / "configs" / recipe)
+    bank = training_bank(data, json.loads(split.read_text())["train"][:2], config)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    rate = training_throughput(config, bank, steps)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"rate": rate, "sys_s": after.ru_stime - before.ru_stime,
+                      "faults": after.ru_minflt - before.ru_minflt, "peak_mib": after.ru_maxrss / 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, required=True, help="folder of the shared BraTS cases")
+    parser.add_argument("--split", type=Path, default=REPO / "splits" / "brats.json")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per process")
+    parser.add_argument("--repeats", type=int, default=2, help="processes per recipe and heap setting")
+    parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated config files in configs/")
+    parser.add_argument("--child", choices=("default", "kept"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    recipes = [name for name in args.recipes.split(",") if name]
+    if args.child:
+        child(args.data, args.split, recipes[0], args.child == "kept", args.steps)
+        return
+    print(f"machine: {describe_machine()}")
+    print(f"{args.steps} timed training steps per process, {args.repeats} processes per setting, alternating\n")
+    for recipe in recipes:
+        runs: dict[str, list[dict]] = {"default": [], "kept": []}
+        for _ in range(args.repeats):
+            for heap in runs:
+                command = [sys.executable, __file__, "--data", str(args.data), "--split", str(args.split),
+                           "--steps", str(args.steps), "--recipes", recipe, "--child", heap]
+                result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+                runs[heap].append(result)
+                print(f"  {recipe:28s} {heap:7s} heap: {result['rate']:6.2f} samples/s  system {result['sys_s']:5.1f} s  "
+                      f"{result['faults']:9d} page faults  peak {result['peak_mib']:6.0f} MiB")
+        rate = {heap: statistics.median(r["rate"] for r in rows) for heap, rows in runs.items()}
+        peak = {heap: statistics.median(r["peak_mib"] for r in rows) for heap, rows in runs.items()}
+        print(f"  {recipe}: kept/default {rate['kept'] / rate['default']:.2f}x samples/s, "
+              f"{peak['kept'] / peak['default']:.2f}x peak memory\n")
+
+
+if __name__ == "__main__":
+    main()
