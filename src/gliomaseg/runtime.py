@@ -41,9 +41,10 @@ def keep_freed_memory() -> bool:
     Why: glibc maps every block of 32 MiB or more on its own and unmaps it when freed, so the
     activations of a 3D network (one 64^3 x 16-channel bf16 tensor of a batch of 4 is 32 MiB)
     are new pages at every step, each touched page a fault. On a 2-core AMD EPYC (AVX-512
-    bf16) a third of a 3D training step was such system time, and keeping the
-    memory trains the 3D U-Net 1.8x faster for 1.2x the peak resident memory; 2D networks,
-    whose blocks stay under the threshold, are unchanged (``python benchmarks/allocator.py``).
+    bf16) a third of a 3D training step was such system time; keeping the
+    memory trains the 3D recipe 1.64x faster (full steps with sampling and augmentation) for
+    1.22x the peak resident memory, and the 2.5D recipe, whose blocks stay under the threshold,
+    1.13x (1.01x and 1.25x in two pairs of runs) for 0.98x (``python benchmarks/allocator.py``).
     The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment or
     preloading jemalloc/tcmalloc, which must be set before Python starts; ``mallopt`` (glibc
     manual, "Malloc Tunable Parameters") sets it from inside.
