@@ -43,7 +43,7 @@ def keep_freed_memory() -> bool:
     are new pages at every step, each touched page a fault. On a 2-core AMD EPYC (AVX-512
     bf16) a third of a 3D training step was such system time; keeping the
     memory trains the 3D recipe 1.64x faster (full steps with sampling and augmentation) for
-    1.22x the peak resident memory, and the 2.5D recipe, whose blocks stay under the threshold,
+    1.22x the peak resident memory, and the 2.5D recipe, with fewer and smaller such blocks,
     1.13x (1.01x and 1.25x in two pairs of runs) for 0.98x (``python benchmarks/allocator.py``).
     The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment or
     preloading jemalloc/tcmalloc, which must be set before Python starts; ``mallopt`` (glibc
