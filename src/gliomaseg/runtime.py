@@ -1,6 +1,6 @@
 """Runtime settings shared by training and inference (the config's ``runtime`` section):
 device, CPU threads, bfloat16 autocast and memory format; and the C heap's handling of large
-blocks while training."""
+blocks (kept while training, and while 3D networks segment)."""
 
 from __future__ import annotations
 
@@ -42,9 +42,11 @@ def keep_freed_memory() -> bool:
     activations of a 3D network (one 64^3 x 16-channel bf16 tensor of a batch of 4 is 32 MiB)
     are new pages at every step, each touched page a fault. On a 2-core AMD EPYC (AVX-512
     bf16) a third of a 3D training step was such system time; keeping the
-    memory trains the 3D recipe 1.64x faster (full steps with sampling and augmentation) for
-    1.22x the peak resident memory, and the 2.5D recipe, with fewer and smaller such blocks,
-    1.13x (1.01x and 1.25x in two pairs of runs) for 0.98x (``python benchmarks/allocator.py``).
+    memory trains the 3D recipe 1.54x to 1.64x faster (full steps with sampling and
+    augmentation; two runs) for 1.2x the peak resident memory, segments a whole BraTS case with
+    it 1.13x faster, and trains the 2.5D recipe, with fewer and smaller such blocks, 1.13x
+    (1.01x and 1.25x in two pairs of runs) for 0.98x (``python benchmarks/allocator.py``).
+    Training applies it for every network, inference for 3D networks.
     The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment or
     preloading jemalloc/tcmalloc, which must be set before Python starts; ``mallopt`` (glibc
     manual, "Malloc Tunable Parameters") sets it from inside.

@@ -132,7 +132,7 @@ class Trainer:
             raise ConfigError(f"train.batch_size {config.train.batch_size} is the global batch: it must be a multiple "
                               f"of the {ranks.world} processes")
         set_threads(ranks.threads(config.runtime.threads))
-        keep_freed_memory()  # 1.64x for the 3D recipe on the CPU (see its docstring)
+        keep_freed_memory()  # 3D recipe 1.5-1.6x on the CPU (see its docstring)
         torch.manual_seed(config.train.seed)  # the same initial weights on every rank
         self.generator = torch.Generator().manual_seed(ranks.seed(config.train.seed))
         self.device = ranks.device(config.runtime.device)
