@@ -24,13 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark import REPO, training_bank, training_throughput
+from benchmark import REPO, training_bank, training_throughput, untrained_predictor
 from gliomaseg.config import load_config
-from gliomaseg.data.augment import trained_mirror_axes
 from gliomaseg.data.brats import find_cases, load_case
 from gliomaseg.inference import predictor as predictor_module
-from gliomaseg.inference.predictor import Predictor
-from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import describe_machine, keep_freed_memory, set_threads
 
 RECIPES = ("brats_unet3d.yaml", "brats_unet2d_strongaug.yaml")
@@ -49,8 +46,7 @@ def child(data: Path, split: Path, recipe: str, keep: bool, steps: int) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF)
     rate = training_throughput(config, bank, steps)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
-    predictor = Predictor(create_model(config.model), config)
+    predictor = untrained_predictor(config)
     volume = load_case({case.id: case for case in find_cases(data)}[ids["test"][0]])
     predictor.predict(volume)
     started = time.perf_counter()

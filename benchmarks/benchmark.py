@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from gliomaseg.config import Config, load_config
+from gliomaseg.data.augment import trained_mirror_axes
 from gliomaseg.data.base import get_dataset, resolve_dataset
 from gliomaseg.data.kaggle3m import find_patients, load_patient
 from gliomaseg.evaluation import evaluate
@@ -78,6 +79,13 @@ def training_bank(data: Path, ids: list[str], config: Config):
     dataset = resolve_dataset(data, config.data.dataset)
     bank, _ = prepare(dataset, data, {"train": list(ids), "val": []}, config)
     return bank
+
+
+def untrained_predictor(config: Config) -> Predictor:
+    """A Predictor of ``config``'s network with fresh weights (weights do not change speed), its
+    mirror axes set as training saves them."""
+    config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))
+    return Predictor(create_model(config.model), config)
 
 
 def inference_throughput(predictor: Predictor, images, batch_size: int) -> float:

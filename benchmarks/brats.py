@@ -23,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import REPO, training_bank, training_throughput
+from benchmark import REPO, training_bank, training_throughput, untrained_predictor
 from gliomaseg.config import load_config
-from gliomaseg.data.augment import trained_mirror_axes
 from gliomaseg.data.brats import find_cases, load_case
-from gliomaseg.inference.predictor import Predictor
-from gliomaseg.models.registry import create_model, spatial_dims
 from gliomaseg.runtime import describe_machine, set_threads
 
 RECIPES = ("brats_unet3d.yaml", "brats_unet2d.yaml")
@@ -58,9 +55,7 @@ def main() -> None:
 
     print(f"\nwhole-case inference, case {held_out.id} {volume.images.shape[1:]}")
     for name in recipes:
-        config = load_config(REPO / "configs" / name)
-        config.inference.mirror_axes = trained_mirror_axes(config.augment, spatial_dims(config.model.name))  # as training saves it
-        predictor = Predictor(create_model(config.model), config)
+        predictor = untrained_predictor(load_config(REPO / "configs" / name))
         started = time.perf_counter()
         predictor.predict(volume)
         print(f"  {name:22s} {time.perf_counter() - started:6.1f} s")
