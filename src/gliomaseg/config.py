@@ -29,7 +29,7 @@ TTA_CHOICES = ("none", "flip", "flip+rot90")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 BANK_CHOICES = ("memory", "disk")
 SCHEDULE_CHOICES = ("plateau", "poly")
-TUMOR_SAMPLING_CHOICES = ("slice", "case")
+TUMOR_SAMPLING_CHOICES = ("slice", "case", "region")
 STANDARDIZE_CHOICES = ("none", "histogram")
 # Brain-intensity percentiles whose values are the landmarks of histogram standardisation
 # (Nyul et al. 2000: the 1st and 99th as the ends of the scale, deciles between).
@@ -148,7 +148,8 @@ class TrainConfig:
     tumor_fraction: float = 0.5  # share of tumor samples drawn per epoch (oversampling)
     # Slice datasets: within that share, each tumor slice alike ("slice") or each patient's
     # tumor alike ("case", small-lesion sampling; see training.banks.SliceBank). Volume
-    # datasets always draw the case first.
+    # datasets always draw the case first, then a whole-tumor voxel ("slice", "case") or a
+    # voxel of one of the case's regions, each region alike ("region"; training.banks.VolumeBank).
     tumor_sampling: str = "slice"
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5

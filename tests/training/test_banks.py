@@ -72,6 +72,25 @@ def test_2d5_slices_stack_context_channels(brats_root, case):
     assert bank.__len__() == images.shape[-1]
 
 
+def test_region_sampling_centres_the_small_regions_as_often_as_the_whole_tumor(brats_root):
+    """train.tumor_sampling region: a tumor window is centred on a voxel of WT, TC or ET, each
+    alike, so about a third of them or more (TC holds ET) centre on the enhancing tumor; the
+    default centres on a whole-tumor voxel, so on ET in proportion to its share of the tumor."""
+    shares = {}
+    for sampling in ("case", "region"):
+        config = brats_config(model={"name": "unet", "in_channels": 12, "out_channels": 3}, train={"tumor_sampling": sampling},
+                              data={"dataset": "brats", "patch_size": [64, 64, 1], "context_slices": 1})
+        bank = bank_for(brats_root, config)
+        target = bank.targets[0]
+        rows = bank.sample(3000, 1.0, torch.Generator().manual_seed(0))
+        x, y, z = (rows[:, 1] + 32).clamp(max=target.shape[1] - 1), (rows[:, 2] + 32).clamp(max=target.shape[2] - 1), rows[:, 3]
+        shares[sampling] = [float(target[k, x, y, z].mean()) for k in range(3)]
+    et_of_wt = float(bank.targets[0][2].sum() / bank.targets[0][0].sum())
+    assert et_of_wt < 0.3  # the training case's enhancing tumor is a small part of it
+    assert shares["case"][0] > 0.9 and abs(shares["case"][2] - et_of_wt) < 0.05
+    assert shares["region"][0] > 0.9 and shares["region"][2] > 0.3
+
+
 def test_short_3d_training_run_lowers_the_loss(brats_root, tmp_path):
     """A tiny 3D U-Net trained for a few epochs of real patches: the training loss falls and the
     best checkpoint reloads as a BraTS model."""

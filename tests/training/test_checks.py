@@ -63,6 +63,7 @@ def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
     ({"model": {"name": "unet3d", "in_channels": 4, "out_channels": 3}, "data": {"dataset": "brats", "patch_size": [64, 64, 64]},
       "inference": {"tta": "flip+rot90"}}, "flip+rot90"),
     ({"model": {"members": 5}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "gliomaseg ensemble"),
+    ({"data": {"dataset": "kaggle3m", "image_size": 64}, "train": {"tumor_sampling": "region"}}, "per region of a volume"),
 ])
 def test_cross_field_rules(sections, words):
     """Each rule between network, dataset type and data settings fails with a message naming it."""

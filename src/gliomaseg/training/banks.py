@@ -9,7 +9,10 @@ samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
 - :class:`VolumeBank`: windows of volume datasets (``brats``): 3D patches for volume networks,
   slice stacks (2.5D) for slice networks. Each case is zero-padded to at least the window; a
   sample is a window position, with probability ``tumor_fraction`` centred on a random tumor
-  (first region) voxel, else anywhere in the case, as nnU-Net's foreground oversampling.
+  voxel, else anywhere in the case, as nnU-Net's foreground oversampling: a voxel of the whole
+  tumor (first region; ``train.tumor_sampling: slice`` or ``case``), or of a region chosen
+  among those the case holds, each alike (``region``: nnU-Net's class-balanced draw, so a
+  small core or enhancing rim is centred as often as the edema around it).
   Its cases are tensors in memory (``train.bank: memory``) or, for data larger than memory
   (``train.bank: disk``), ``.npy`` files of a :class:`DiskStore` read through memory maps:
   a batch reads only its windows, so memory stays flat as the number of cases grows.
@@ -86,21 +89,21 @@ class VolumeBank:
         window: ``(x, y, z)`` voxels of one sample: the 3D patch, or ``(S, S, 1)`` for a slice.
         context: 2.5D only: neighbouring slices on each side stacked as channels; ``None`` for 3D.
         seed: seed of the subsampling of tumor voxels.
-        tumor_voxels: per case, the ``(V, 3)`` tumor voxels to centre windows on, when already
-            chosen (:func:`select_tumor_voxels`; a disk bank chooses them before the target
-            leaves memory).
+        tumor_voxels: per case, one ``(V, 3)`` long tensor of voxels to centre windows on per
+            region drawn from, when already chosen (:func:`select_tumor_voxels`; a disk bank
+            chooses them before the target leaves memory).
         store: the :class:`DiskStore` that maps ``images`` and ``targets`` from disk, released
             after each batch so memory stays flat; ``None`` for tensors in memory.
     """
 
     def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], window: tuple[int, int, int],
                  context: int | None = None, seed: int = 0, tumor_voxels: list[torch.Tensor] | None = None,
-                 store: DiskStore | None = None):
+                 store: DiskStore | None = None, tumor_sampling: str = "case"):
         self.window, self.context, self.store = window, context, store
         self.images = [pad_to(image, window) for image in images]
         self.targets = [pad_to(target, window) for target in targets]
         rng = np.random.default_rng(seed)
-        self.tumor_voxels = tumor_voxels or [select_tumor_voxels(target, rng) for target in self.targets]
+        self.tumor_voxels = tumor_voxels or [select_tumor_voxels(target, rng, tumor_sampling) for target in self.targets]
 
     def __len__(self) -> int:
         """Windows in one pass: the number of axial slices (2.5D) or of patch-sized blocks (3D)."""
@@ -115,8 +118,9 @@ class VolumeBank:
         on_tumor = torch.rand(count, generator=generator) < tumor_fraction
         for row, (case, tumor) in enumerate(zip(cases.tolist(), on_tumor.tolist())):
             shape = torch.tensor(self.images[case].shape[1:])
-            voxels = self.tumor_voxels[case]
-            if tumor and len(voxels):
+            pools = [voxels for voxels in self.tumor_voxels[case] if len(voxels)]
+            if tumor and pools:
+                voxels = pools[torch.randint(len(pools), (1,), generator=generator).item()] if len(pools) > 1 else pools[0]
                 centre = voxels[torch.randint(len(voxels), (1,), generator=generator).item()]
             else:
                 centre = (torch.rand(3, generator=generator) * shape).long()
@@ -144,13 +148,26 @@ class VolumeBank:
         return augment_batch(images, targets, augment, generator, 1 if self.context is None else 2 * self.context + 1)
 
 
-def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """The ``(V, 3)`` voxels of ``target``'s first region (``(K, X, Y, Z)``), at most
-    :data:`TUMOR_VOXELS_KEPT` of them drawn without replacement."""
-    voxels = torch.nonzero(target[0] > 0)
-    if len(voxels) > TUMOR_VOXELS_KEPT:
-        voxels = voxels[torch.from_numpy(rng.choice(len(voxels), TUMOR_VOXELS_KEPT, replace=False))]
-    return voxels
+def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator, tumor_sampling: str = "case") -> list[torch.Tensor]:
+    """The voxels windows may be centred on, per region drawn from.
+
+    Args:
+        target: ``(K, X, Y, Z)`` regions in {0, 1} (BraTS: WT, TC, ET).
+        rng: draws the subsample of a large region.
+        tumor_sampling: ``"region"``: one pool per region (all ``K``); otherwise (``"slice"``,
+            ``"case"``) one pool, the first region's (the whole tumor).
+
+    Returns:
+        ``(V_k, 3)`` long voxel indices per pool, at most :data:`TUMOR_VOXELS_KEPT` each, drawn
+        without replacement; an empty region gives an empty pool (never drawn from).
+    """
+    pools = []
+    for region in target if tumor_sampling == "region" else target[:1]:
+        voxels = torch.nonzero(region > 0)
+        if len(voxels) > TUMOR_VOXELS_KEPT:
+            voxels = voxels[torch.from_numpy(rng.choice(len(voxels), TUMOR_VOXELS_KEPT, replace=False))]
+        pools.append(voxels)
+    return pools
 
 
 class DiskStore:

@@ -22,7 +22,8 @@ def check_config(config: Config, source: str = "config") -> None:
     (``data.image_size`` > 0) to a multiple of the network's stride; volume datasets are not
     resized, and their ``data.patch_size`` is a multiple of the stride in-plane (all axes
     for 3D networks) with a depth of 1 for slice networks; ``flip+rot90`` TTA is for slice
-    networks; ``model.init_weights`` holds the same network; ``model.members`` is 1 (an
+    networks; ``train.tumor_sampling: region`` is for volume datasets; ``model.init_weights``
+    holds the same network; ``model.members`` is 1 (an
     ensemble is joined from trained runs, not trained).
 
     Raises:
@@ -66,6 +67,9 @@ def check_config(config: Config, source: str = "config") -> None:
             raise ConfigError(f"{source}: data.patch_size {list(patch)}: a slice network trains on windows of depth 1")
         if any(side % stride for side in patch[:dims]):
             raise ConfigError(f"{source}: data.patch_size {list(patch)}: {config.model.name} needs sides divisible by {stride}")
+    elif config.train.tumor_sampling == "region":
+        raise ConfigError(f"{source}: train.tumor_sampling region draws windows per region of a volume; "
+                          f"{dataset.name} holds slices: use slice or case")
     elif not config.data.image_size or config.data.image_size % stride:
         raise ConfigError(f"{source}: data.image_size {config.data.image_size}: {config.model.name} needs a side "
                           f"divisible by {stride} (slices are resized to it)")

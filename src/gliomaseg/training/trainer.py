@@ -434,7 +434,7 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
         image, target = prepared.images, preprocessing.target(regions, prepared)
         if disk is not None:  # padded and tumor voxels chosen while in memory, then memory-mapped
             image, target = pad_to(image, window), pad_to(target, window)
-            tumor_voxels.append(select_tumor_voxels(target, rng))
+            tumor_voxels.append(select_tumor_voxels(target, rng, config.train.tumor_sampling))
             image, target = disk.put(f"{cid}_image", image), disk.put(f"{cid}_target", target.to(torch.uint8))
         images.append(image)
         targets.append(target)
@@ -443,7 +443,7 @@ def prepare(dataset: DatasetType, data: Path, split: dict[str, list[str]], confi
     if dataset.volumetric:
         three_d = spatial_dims(config.model.name) == 3
         bank = VolumeBank(images, targets, window, None if three_d else config.data.context_slices,
-                          config.train.seed, tumor_voxels or None, disk)
+                          config.train.seed, tumor_voxels or None, disk, config.train.tumor_sampling)
     else:
         bank = SliceBank(images, targets, tumor, config.data.context_slices, config.train.tumor_sampling)
     return bank, lambda model: validate(Predictor(model, config), val_cases)
