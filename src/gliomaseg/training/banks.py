@@ -11,8 +11,9 @@ samplers (the :class:`~gliomaseg.training.trainer.Bank` protocol).
   sample is a window position, with probability ``tumor_fraction`` centred on a random tumor
   voxel, else anywhere in the case, as nnU-Net's foreground oversampling: a voxel of the whole
   tumor (first region; ``train.tumor_sampling: slice`` or ``case``), or of a region chosen
-  among those the case holds, each alike (``region``: nnU-Net's class-balanced draw, so a
-  small core or enhancing rim is centred as often as the edema around it).
+  among those the case holds, each alike (``region``: as nnU-Net draws one of the case's
+  foreground classes before its voxel, here over the regions WT, TC, ET rather than the labels,
+  so a small core or enhancing rim is centred on as often as the whole tumor).
   Its cases are tensors in memory (``train.bank: memory``) or, for data larger than memory
   (``train.bank: disk``), ``.npy`` files of a :class:`DiskStore` read through memory maps:
   a batch reads only its windows, so memory stays flat as the number of cases grows.
