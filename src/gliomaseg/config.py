@@ -149,7 +149,8 @@ class TrainConfig:
     # Slice datasets: within that share, each tumor slice alike ("slice") or each patient's
     # tumor alike ("case", small-lesion sampling; see training.banks.SliceBank). Volume
     # datasets always draw the case first, then a whole-tumor voxel ("slice", "case") or a
-    # voxel of one of the case's regions, each region alike ("region"; training.banks.VolumeBank).
+    # voxel of one of the case's regions, each region alike ("region", training.banks.VolumeBank;
+    # refused for slice datasets).
     tumor_sampling: str = "slice"
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5
