@@ -91,15 +91,15 @@ class VolumeBank:
         context: 2.5D only: neighbouring slices on each side stacked as channels; ``None`` for 3D.
         seed: seed of the subsampling of tumor voxels.
         tumor_voxels: per case, one ``(V, 3)`` long tensor of voxels to centre windows on per
-            region drawn from, when already chosen (:func:`select_tumor_voxels`; a disk bank
+            non-empty region drawn from, when already chosen (:func:`select_tumor_voxels`; a disk bank
             chooses them before the target leaves memory).
         store: the :class:`DiskStore` that maps ``images`` and ``targets`` from disk, released
             after each batch so memory stays flat; ``None`` for tensors in memory.
     """
 
     def __init__(self, images: list[torch.Tensor], targets: list[torch.Tensor], window: tuple[int, int, int],
-                 context: int | None = None, seed: int = 0, tumor_voxels: list[torch.Tensor] | None = None,
-                 store: DiskStore | None = None, tumor_sampling: str = "case"):
+                 context: int | None = None, seed: int = 0, tumor_voxels: list[list[torch.Tensor]] | None = None,
+                 store: DiskStore | None = None, tumor_sampling: str = "slice"):
         self.window, self.context, self.store = window, context, store
         self.images = [pad_to(image, window) for image in images]
         self.targets = [pad_to(target, window) for target in targets]
@@ -119,8 +119,9 @@ class VolumeBank:
         on_tumor = torch.rand(count, generator=generator) < tumor_fraction
         for row, (case, tumor) in enumerate(zip(cases.tolist(), on_tumor.tolist())):
             shape = torch.tensor(self.images[case].shape[1:])
-            pools = [voxels for voxels in self.tumor_voxels[case] if len(voxels)]
+            pools = self.tumor_voxels[case]
             if tumor and pools:
+                # one pool draws nothing for its choice, so the default keeps its stream of draws
                 voxels = pools[torch.randint(len(pools), (1,), generator=generator).item()] if len(pools) > 1 else pools[0]
                 centre = voxels[torch.randint(len(voxels), (1,), generator=generator).item()]
             else:
@@ -149,7 +150,7 @@ class VolumeBank:
         return augment_batch(images, targets, augment, generator, 1 if self.context is None else 2 * self.context + 1)
 
 
-def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator, tumor_sampling: str = "case") -> list[torch.Tensor]:
+def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator, tumor_sampling: str = "slice") -> list[torch.Tensor]:
     """The voxels windows may be centred on, per region drawn from.
 
     Args:
@@ -159,15 +160,16 @@ def select_tumor_voxels(target: torch.Tensor, rng: np.random.Generator, tumor_sa
             ``"case"``) one pool, the first region's (the whole tumor).
 
     Returns:
-        ``(V_k, 3)`` long voxel indices per pool, at most :data:`TUMOR_VOXELS_KEPT` each, drawn
-        without replacement; an empty region gives an empty pool (never drawn from).
+        ``(V_k, 3)`` long voxel indices per non-empty pool, at most :data:`TUMOR_VOXELS_KEPT`
+        each, drawn without replacement; no pool for an empty region (none for a case without tumor).
     """
     pools = []
     for region in target if tumor_sampling == "region" else target[:1]:
         voxels = torch.nonzero(region > 0)
         if len(voxels) > TUMOR_VOXELS_KEPT:
             voxels = voxels[torch.from_numpy(rng.choice(len(voxels), TUMOR_VOXELS_KEPT, replace=False))]
-        pools.append(voxels)
+        if len(voxels):
+            pools.append(voxels)
     return pools
 
 
