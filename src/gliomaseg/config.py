@@ -152,6 +152,10 @@ class TrainConfig:
     # voxel of one of the case's regions, each region alike ("region", training.banks.VolumeBank;
     # refused for slice datasets).
     tumor_sampling: str = "slice"
+    # Deep supervision (nnU-Net): auxiliary outputs of the decoder at 1/2, 1/4, ... resolution,
+    # their losses weighted 1, 1/2, 1/4, ... (training.deep_supervision); 0: none. U-shaped
+    # networks only (unet, resunet, residual_inception_unet); the saved weights are the same.
+    deep_supervision: int = 0
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
@@ -259,6 +263,7 @@ class Config:
             (self.train.slices_per_epoch >= 0, "train.slices_per_epoch", "0 (one pass) or more"),
             (0 <= self.train.tumor_fraction <= 1, "train.tumor_fraction", "a fraction in [0, 1]"),
             (self.train.tumor_sampling in TUMOR_SAMPLING_CHOICES, "train.tumor_sampling", f"one of {', '.join(TUMOR_SAMPLING_CHOICES)}"),
+            (self.train.deep_supervision >= 0, "train.deep_supervision", "0 (none) or more auxiliary outputs"),
             (self.train.plateau_patience >= 0, "train.plateau_patience", "0 or more epochs"),
             (0 < self.train.plateau_factor < 1, "train.plateau_factor", "in (0, 1)"),
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),

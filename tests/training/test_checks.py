@@ -39,6 +39,7 @@ def _config(**sections) -> Config:
     ({"train": {"val_every": 0}}, "train.val_every"),
     ({"train": {"val_every": 4}}, "train.val_every"),  # plateau needs every epoch's validation
     ({"model": {"members": 0}}, "model.members"),
+    ({"train": {"deep_supervision": -1}}, "train.deep_supervision"),
 ])
 def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
     """A value of the right type but out of range fails when the file is read, naming the key."""
@@ -64,6 +65,9 @@ def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):
       "inference": {"tta": "flip+rot90"}}, "flip+rot90"),
     ({"model": {"members": 5}, "data": {"dataset": "kaggle3m", "image_size": 64}}, "gliomaseg ensemble"),
     ({"data": {"dataset": "kaggle3m", "image_size": 64}, "train": {"tumor_sampling": "region"}}, "per region of a volume"),
+    ({"data": {"dataset": "kaggle3m", "image_size": 64}, "train": {"deep_supervision": 4}}, "at most 3 auxiliary"),
+    ({"model": {"name": "attention_resunet"}, "data": {"dataset": "kaggle3m", "image_size": 64}, "train": {"deep_supervision": 1}},
+     "deep supervision is for the U-shaped"),
 ])
 def test_cross_field_rules(sections, words):
     """Each rule between network, dataset type and data settings fails with a message naming it."""

@@ -1,5 +1,6 @@
 """A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed;
-histogram landmarks are fitted on the train patients and saved."""
+histogram landmarks are fitted on the train patients and saved; deep supervision's heads stay
+out of the weights.
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from conftest import TRAIN_PATIENTS, VAL_PATIENTS
 from gliomaseg.config import Config
 from gliomaseg.data.base import get_dataset
 from gliomaseg.data.preprocessing import fit_landmarks
-from gliomaseg.errors import ConfigError
+from gliomaseg.errors import ConfigError, InputError
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.models.weights import load_model, load_state, resolve_weights
 from gliomaseg.training.trainer import train
@@ -119,3 +120,33 @@ def test_histogram_landmarks_are_fitted_on_the_train_cases_and_saved(lgg_root, t
     assert not np.allclose(with_val, expected)  # the check above could tell the validation patient in
     predictor = Predictor(model, saved)
     np.testing.assert_allclose(np.asarray(predictor.preprocessing.landmarks), expected)
+
+
+def test_deep_supervision_trains_saves_the_network_alone_and_resumes_its_heads(lgg_root, tmp_path):
+    """With ``train.deep_supervision: 2`` the run saves the network's weights alone (they load
+    and predict as any run's), keeps the two auxiliary heads in its state and resumes them; a
+    run saved without them is not resumed with deep supervision."""
+    split = {"train": TRAIN_PATIENTS, "val": [], "test": []}
+    config = tiny_config()
+    config.train.schedule, config.train.max_epochs, config.train.deep_supervision = "poly", 1, 2
+    out = tmp_path / "ds"
+    train(lgg_root, split, config, out)
+    tensors, _ = load_state(out / "state.safetensors")
+    heads = {k: v for k, v in tensors.items() if k.startswith("heads.")}
+    assert sorted(heads) == ["heads.0.bias", "heads.0.weight", "heads.1.bias", "heads.1.weight"]
+    assert heads["heads.0.weight"].shape == (1, 16, 1, 1) and heads["heads.1.weight"].shape == (1, 32, 1, 1)  # width 8 x 2, x 4
+    last = load_file(str(out / "last.safetensors"))
+    assert not any("heads" in key for key in last)
+    model, saved = load_model(out / "last.safetensors")
+    assert saved.train.deep_supervision == 2 and type(model).__name__ == "UNet"
+    config.train.max_epochs = 2
+    second = train(lgg_root, split, config, out, resume=True)
+    assert second.epoch == 2 and math.isfinite(second.history[-1]["train_loss"])
+    resumed, _ = load_state(out / "state.safetensors")
+    assert not torch.equal(resumed["heads.1.weight"], heads["heads.1.weight"])  # trained on from the saved heads
+    plain = tiny_config()
+    plain.train.schedule, plain.train.max_epochs = "poly", 1
+    train(lgg_root, split, plain, tmp_path / "plain")
+    plain.train.deep_supervision, plain.train.max_epochs = 2, 2
+    with pytest.raises(InputError, match="without deep supervision"):
+        train(lgg_root, split, plain, tmp_path / "plain", resume=True)

@@ -10,6 +10,7 @@ from ..data.base import get_dataset
 from ..errors import ConfigError
 from ..models.registry import create_model, spatial_dims
 from ..models.weights import check_initial_weights
+from .deep_supervision import supports_deep_supervision
 
 
 def check_config(config: Config, source: str = "config") -> None:
@@ -22,9 +23,10 @@ def check_config(config: Config, source: str = "config") -> None:
     (``data.image_size`` > 0) to a multiple of the network's stride; volume datasets are not
     resized, and their ``data.patch_size`` is a multiple of the stride in-plane (all axes
     for 3D networks) with a depth of 1 for slice networks; ``flip+rot90`` TTA is for slice
-    networks; ``train.tumor_sampling: region`` is for volume datasets; ``model.init_weights``
-    holds the same network; ``model.members`` is 1 (an
-    ensemble is joined from trained runs, not trained).
+    networks; ``train.tumor_sampling: region`` is for volume datasets;
+    ``train.deep_supervision`` is at most the network's decoder stages above full resolution
+    (none for networks that are not U-shaped); ``model.init_weights`` holds the same network;
+    ``model.members`` is 1 (an ensemble is joined from trained runs, not trained).
 
     Raises:
         ConfigError: naming ``source`` and the keys that disagree.
@@ -37,7 +39,13 @@ def check_config(config: Config, source: str = "config") -> None:
         raise ConfigError(f"{source}: model.members is {config.model.members}: training builds one network; "
                           "train each member (e.g. `gliomaseg cv`), then join them with `gliomaseg ensemble`")
     with torch.device("meta"):
-        stride = getattr(create_model(config.model), "stride", 1)
+        network = create_model(config.model)
+    stride = getattr(network, "stride", 1)
+    most = supports_deep_supervision(network)
+    if config.train.deep_supervision > most:
+        raise ConfigError(f"{source}: train.deep_supervision {config.train.deep_supervision}: {config.model.name} gives "
+                          + (f"at most {most} auxiliary output(s)" if most else
+                             "none (deep supervision is for the U-shaped unet, resunet and residual_inception_unet)"))
     if dims == 3 and config.inference.tta == "flip+rot90":
         raise ConfigError(f"{source}: inference.tta flip+rot90 is for slice networks; {config.model.name} is 3D")
     if config.model.init_weights:

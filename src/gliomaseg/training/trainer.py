@@ -13,7 +13,8 @@ Files written to the run folder::
     best.safetensors     weights with the best validation mean per-patient Dice (the model
                          of a plateau run; none without validation cases)
     last.safetensors     weights at the end of the last epoch (the model of a poly run)
-    state.safetensors    optimizer, scheduler, RNG and progress, for --resume
+    state.safetensors    optimizer, scheduler, RNG and progress (and the auxiliary heads of
+                         deep supervision), for --resume
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
 
@@ -51,6 +52,7 @@ from ..runtime import autocast, grad_scaler, keep_freed_memory, memory_format, s
 from ..verify import usable
 from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
 from .checks import check_config
+from .deep_supervision import DeepSupervision, SupervisedLoss
 from ..distributed import Ranks
 
 Validator = Callable[[torch.nn.Module], list[float]]  # network in eval mode -> one score per validation case
@@ -144,10 +146,13 @@ class Trainer:
         if config.model.init_weights:
             load_initial_weights(model, config)
         self.model = ranks.sync_batchnorm(model, self.device).to(self.device, memory_format=self.memory_format)
-        self.trained = ranks.wrap(self.model, self.device)  # DDP under several ranks; saved weights are self.model's
+        levels = config.train.deep_supervision
+        # what the optimizer trains: the network, with the auxiliary heads of deep supervision
+        self.trainee = DeepSupervision(self.model, levels).to(self.device, memory_format=self.memory_format) if levels else self.model
+        self.trained = ranks.wrap(self.trainee, self.device)  # DDP under several ranks; saved weights are self.model's
         self.scaler = grad_scaler(config.runtime.bf16, self.device)
-        self.loss = create_loss(config.train.loss)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+        self.loss = SupervisedLoss(create_loss(config.train.loss), levels)
+        self.optimizer = torch.optim.Adam(self.trainee.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.train.plateau_factor,
             patience=config.train.plateau_patience, min_lr=config.train.min_lr)
@@ -172,6 +177,8 @@ class Trainer:
         save_model(self.model, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
         tensors, rest = _optimizer_state(self.optimizer)
         tensors.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+        if self.trainee is not self.model:
+            tensors.update({f"heads.{k}": v for k, v in self.trainee.heads.state_dict().items()})
         tensors.update({f"{name}.{rank}": value for rank, state in enumerate(states) for name, value in state.items()})
         rest.update(scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress),
                     scaler=self.scaler.state_dict(), world=self.ranks.world)
@@ -181,10 +188,17 @@ class Trainer:
         """Continue from the run folder's ``state.safetensors``.
 
         Raises:
-            InputError: the run folder has no usable training state.
+            InputError: the run folder has no usable training state, or (with
+                ``train.deep_supervision``) a state saved without deep supervision.
         """
         tensors, rest = load_state(self.out / "state.safetensors")
         self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        if self.trainee is not self.model:
+            heads = {k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")}
+            if not heads:
+                raise InputError(self.out / "state.safetensors", "the run was saved without deep supervision; "
+                                 "resume it with the train.deep_supervision it started with")
+            self.trainee.heads.load_state_dict(heads)
         _restore_optimizer(self.optimizer, tensors, rest)
         self.scheduler.load_state_dict(rest["scheduler"])
         if rest.get("scaler"):
@@ -258,8 +272,8 @@ class Trainer:
             images, masks = images.pin_memory(), masks.pin_memory()
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         with autocast(self.config.runtime.bf16, self.device):
-            logits = self.trained(images)
-        loss = self.loss(logits.float(), masks.to(self.device, non_blocking=True))
+            outputs = self.trained(images)
+        loss = self.loss(outputs, masks.to(self.device, non_blocking=True))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
