@@ -1,6 +1,6 @@
 """A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed;
 histogram landmarks are fitted on the train patients and saved; deep supervision's heads stay
-out of the weights.
+out of the weights."""
 
 from __future__ import annotations
 
