@@ -125,7 +125,8 @@ def test_histogram_landmarks_are_fitted_on_the_train_cases_and_saved(lgg_root, t
 def test_deep_supervision_trains_saves_the_network_alone_and_resumes_its_heads(lgg_root, tmp_path):
     """With ``train.deep_supervision: 2`` the run saves the network's weights alone (they load
     and predict as any run's), keeps the two auxiliary heads in its state and resumes them; a
-    run saved without them is not resumed with deep supervision."""
+    run saved without them is not resumed with deep supervision, nor one saved with them
+    without it."""
     split = {"train": TRAIN_PATIENTS, "val": [], "test": []}
     config = tiny_config()
     config.train.schedule, config.train.max_epochs, config.train.deep_supervision = "poly", 1, 2
@@ -150,3 +151,6 @@ def test_deep_supervision_trains_saves_the_network_alone_and_resumes_its_heads(l
     plain.train.deep_supervision, plain.train.max_epochs = 2, 2
     with pytest.raises(InputError, match="without deep supervision"):
         train(lgg_root, split, plain, tmp_path / "plain", resume=True)
+    config.train.deep_supervision, config.train.max_epochs = 0, 3
+    with pytest.raises(InputError, match="saved with deep supervision"):
+        train(lgg_root, split, config, out, resume=True)

@@ -188,16 +188,16 @@ class Trainer:
         """Continue from the run folder's ``state.safetensors``.
 
         Raises:
-            InputError: the run folder has no usable training state, or (with
-                ``train.deep_supervision``) a state saved without deep supervision.
+            InputError: the run folder has no usable training state, or one saved with deep
+                supervision on where ``train.deep_supervision`` is now off, or the reverse.
         """
         tensors, rest = load_state(self.out / "state.safetensors")
         self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        if self.trainee is not self.model:
-            heads = {k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")}
-            if not heads:
-                raise InputError(self.out / "state.safetensors", "the run was saved without deep supervision; "
-                                 "resume it with the train.deep_supervision it started with")
+        heads = {k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")}
+        if bool(heads) != (self.trainee is not self.model):  # else the optimizer's parameters would not match
+            raise InputError(self.out / "state.safetensors", f"the run was saved {'with' if heads else 'without'} deep "
+                             "supervision; resume it with the train.deep_supervision it started with")
+        if heads:
             self.trainee.heads.load_state_dict(heads)
         _restore_optimizer(self.optimizer, tensors, rest)
         self.scheduler.load_state_dict(rest["scheduler"])
