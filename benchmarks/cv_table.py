@@ -8,7 +8,9 @@ by true volume (small lesions first), plus the per-epoch training log of every f
         --runs runs/cv_lgg_e48 --curves docs/cv/training_lgg_25d_e48_folds.csv
 
 The evaluation is the ``per_patient.csv`` of ``gliomaseg cv`` or ``gliomaseg evaluate --model
-RUN_DIR`` (out of fold: it has a ``fold`` column). ``--baseline FILE:COLUMN:NAME`` takes COLUMN of
+RUN_DIR`` (out of fold: it has a ``fold`` column); folds trained into separate ``cv`` folders are
+pooled by naming each folder's file (a patient in two of them is an error), and ``--runs`` takes
+the same folders. ``--baseline FILE:COLUMN:NAME`` takes COLUMN of
 FILE as NAME; a patient missing from the baseline, or held out in another fold there, is an error,
 since the two rows would not be paired. ``--runs`` reads ``fold*/metrics.csv`` of a ``cv`` run
 folder. The per-patient table, its fold means and its small-lesion mean (true volume under
@@ -68,13 +70,30 @@ def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], colum
     return sorted(table, key=lambda r: r["true_volume_voxels"])
 
 
+def pool(paths: list[Path]) -> list[dict[str, str]]:
+    """The rows of several evaluations of disjoint folds, in order; exits with a one-line error
+    naming the file where a patient (case) appears a second time."""
+    rows: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for path in paths:
+        part = read_rows(path)
+        key = "patient" if "patient" in part[0] else "case"
+        for row in part:
+            if row[key] in seen:
+                raise SystemExit(f"error: {path}: {row[key]} is in an earlier evaluation too")
+            seen.add(row[key])
+        rows += part
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("evaluation", type=Path, help="out-of-fold per_patient.csv (with a fold column)")
+    parser.add_argument("evaluation", type=Path, nargs="+",
+                        help="out-of-fold per_patient.csv (with a fold column); several are pooled")
     parser.add_argument("--baseline", required=True, help="FILE:COLUMN:NAME, the baseline Dice column and its name")
     parser.add_argument("--name", required=True, help="column name for this evaluation's Dice")
     parser.add_argument("--out", type=Path, required=True, help="per-patient table to write")
-    parser.add_argument("--runs", type=Path, help="cv run folder whose fold*/metrics.csv are joined")
+    parser.add_argument("--runs", type=Path, nargs="+", help="cv run folder(s) whose fold*/metrics.csv are joined")
     parser.add_argument("--curves", type=Path, help="training-log CSV to write (with --runs)")
     parser.add_argument("--small", type=int, default=6000, help="small-lesion bound, true volume in voxels")
     args = parser.parse_args()
@@ -83,12 +102,13 @@ def main() -> None:
     source, column, baseline_name = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
     if not (column and baseline_name):
         raise SystemExit(f"error: --baseline {args.baseline!r}: expected FILE:COLUMN:NAME")
-    table = join(read_rows(args.evaluation), read_rows(Path(source)), column, baseline_name, args.name, source)
+    table = join(pool(args.evaluation), read_rows(Path(source)), column, baseline_name, args.name, source)
     write_rows(args.out, table)
     if args.runs is not None:
-        folds = sorted(args.runs.glob("fold*/metrics.csv"), key=lambda p: int(p.parent.name[4:]))
+        folds = sorted((path for run in args.runs for path in run.glob("fold*/metrics.csv")),
+                       key=lambda p: int(p.parent.name[4:]))
         if not folds:
-            raise SystemExit(f"error: {args.runs}: no fold*/metrics.csv")
+            raise SystemExit(f"error: {' '.join(map(str, args.runs))}: no fold*/metrics.csv")
         write_rows(args.curves, [{"fold": path.parent.name[4:], **row} for path in folds for row in read_rows(path)])
 
     def summary(rows: list[dict[str, object]], column: str) -> str:
