@@ -9,12 +9,12 @@ by true volume (small lesions first), plus the per-epoch training log of every f
 
 The evaluation is the ``per_patient.csv`` of ``gliomaseg cv`` or ``gliomaseg evaluate --model
 RUN_DIR`` (out of fold: it has a ``fold`` column); folds trained into separate ``cv`` folders are
-pooled by naming each folder's file (a patient in two of them is an error), and ``--runs`` takes
-the same folders. ``--baseline FILE:COLUMN:NAME`` takes COLUMN of
-FILE as NAME; a patient missing from the baseline, or held out in another fold there, is an error,
-since the two rows would not be paired. ``--runs`` reads ``fold*/metrics.csv`` of a ``cv`` run
-folder. The per-patient table, its fold means and its small-lesion mean (true volume under
-``--small`` voxels) are printed; ``benchmarks/paired.py`` gives the paired statistics.
+pooled by naming each folder's file (a patient in two of them is an error).
+``--baseline FILE:COLUMN:NAME`` takes COLUMN of FILE as NAME; a patient missing from the
+baseline, or held out in another fold there, is an error, since the two rows would not be
+paired. ``--runs`` reads ``fold*/metrics.csv`` of one or more ``cv`` run folders. The
+per-patient table, its fold means and its small-lesion mean (true volume under ``--small``
+voxels) are printed; ``benchmarks/paired.py`` gives the paired statistics.
 """
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def write_rows(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
+def id_key(rows: list[dict[str, str]]) -> str:
+    """The id column of an evaluation's rows: ``patient`` (slice datasets) or ``case`` (BraTS)."""
+    return "patient" if "patient" in rows[0] else "case"
+
+
 def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], column: str, baseline_name: str,
          name: str, source: str) -> list[dict[str, object]]:
     """Rows ``patient, fold, true_volume_voxels, BASELINE_NAME, NAME`` sorted by true volume:
@@ -54,7 +59,7 @@ def join(evaluation: list[dict[str, str]], baseline: list[dict[str, str]], colum
     the id column and ``column`` (and ``fold``, when present, must agree). Raises SystemExit naming
     ``source`` (the baseline file) when a patient cannot be paired.
     """
-    key = "patient" if "patient" in evaluation[0] else "case"
+    key = id_key(evaluation)
     if "fold" not in evaluation[0]:
         raise SystemExit("error: the evaluation has no fold column (use the out-of-fold per_patient.csv)")
     if column not in baseline[0]:
@@ -77,7 +82,7 @@ def pool(paths: list[Path]) -> list[dict[str, str]]:
     seen: set[str] = set()
     for path in paths:
         part = read_rows(path)
-        key = "patient" if "patient" in part[0] else "case"
+        key = id_key(part)
         for row in part:
             if row[key] in seen:
                 raise SystemExit(f"error: {path}: {row[key]} is in an earlier evaluation too")
