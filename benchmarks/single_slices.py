@@ -6,7 +6,9 @@ prediction (``Predictor.predict``, 2.5D models see each slice's neighbours) and 
 slices predicted one by one (a volume of one slice each: a 2.5D model sees the slice repeated in
 place of its neighbours), stacked and then thresholded and post-processed like a volume. Then the
 mean and median per model. A 2D model loses nothing but what post-processing per volume adds;
-a 2.5D model loses its neighbours.
+a 2.5D model loses its neighbours. Last, what a user of the web page or REST API would see on
+the tumor-free slices: each slice thresholded and post-processed alone, the number of those
+slices with any tumor predicted and their false-positive pixels (per patient and in all).
 
     git show 5fc1f38:src/gliomaseg/weights/lgg_unet.safetensors > /tmp/lgg_1.1.0.safetensors   # the 2D model 1.1.0
     python benchmarks/single_slices.py --data cache/lgg/kaggle_3m --model lgg --model /tmp/lgg_1.1.0.safetensors
@@ -45,7 +47,7 @@ def main() -> None:
     for model in args.model:
         predictor = Predictor.from_path(model)
         inference = predictor.config.inference
-        volume, single = [], []
+        volume, single, false_slices, false_pixels = [], [], 0, 0
         for ref in refs:
             case = dataset.load(ref, predictor.in_channels)
             truth = case.label > 0
@@ -54,9 +56,15 @@ def main() -> None:
                                             for z in range(case.images.shape[-1])], axis=-1)
             label = to_label(probabilities, case.labels, inference.threshold, inference.postprocess)
             single.append(overlap_metrics(label > 0, truth)["dice"])
-            print(f"  {model} {ref.id}: {volume[-1]:.3f} / {single[-1]:.3f}", flush=True)
+            alone = [to_label(probabilities[..., z:z + 1], case.labels, inference.threshold, inference.postprocess).sum()
+                     for z in range(truth.shape[-1]) if not truth[..., z].any()]  # the web page's view of each
+            false_slices += sum(n > 0 for n in alone)
+            false_pixels += int(sum(alone))
+            print(f"  {model} {ref.id}: {volume[-1]:.3f} / {single[-1]:.3f}; tumor-free slices alone: "
+                  f"{sum(n > 0 for n in alone)} of {len(alone)} with a false positive, {int(sum(alone))} pixels", flush=True)
         summary.append(f"{model}: volume mean {np.mean(volume):.3f} median {np.median(volume):.3f}; "
-                       f"slices one by one mean {np.mean(single):.3f} median {np.median(single):.3f}")
+                       f"slices one by one mean {np.mean(single):.3f} median {np.median(single):.3f}; "
+                       f"tumor-free slices alone: {false_slices} with a false positive, {false_pixels} pixels")
     print("\n".join(summary))
 
 
