@@ -56,12 +56,13 @@ def main() -> None:
                                             for z in range(case.images.shape[-1])], axis=-1)
             label = to_label(probabilities, case.labels, inference.threshold, inference.postprocess)
             single.append(overlap_metrics(label > 0, truth)["dice"])
-            alone = [to_label(probabilities[..., z:z + 1], case.labels, inference.threshold, inference.postprocess).sum()
+            alone = [int(to_label(probabilities[..., z:z + 1], case.labels, inference.threshold, inference.postprocess).sum())
                      for z in range(truth.shape[-1]) if not truth[..., z].any()]  # the web page's view of each
-            false_slices += sum(n > 0 for n in alone)
-            false_pixels += int(sum(alone))
+            hit, pixels = sum(n > 0 for n in alone), sum(alone)
+            false_slices += hit
+            false_pixels += pixels
             print(f"  {model} {ref.id}: {volume[-1]:.3f} / {single[-1]:.3f}; tumor-free slices alone: "
-                  f"{sum(n > 0 for n in alone)} of {len(alone)} with a false positive, {int(sum(alone))} pixels", flush=True)
+                  f"{hit} of {len(alone)} with a false positive, {pixels} pixels", flush=True)
         summary.append(f"{model}: volume mean {np.mean(volume):.3f} median {np.median(volume):.3f}; "
                        f"slices one by one mean {np.mean(single):.3f} median {np.median(single):.3f}; "
                        f"tumor-free slices alone: {false_slices} with a false positive, {false_pixels} pixels")
