@@ -10,15 +10,16 @@ import json
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from cli_helpers import assert_no_traceback, run_cli
 from conftest import CV_EPOCHS as EPOCHS, CV_FOLDS as FOLDS, CV_PATIENTS as PATIENTS, CV_STEPS as STEPS, tiny_poly_config
 
 from gliomaseg.config import save_config
 from gliomaseg.crossval import cross_validate, fold_models, fold_summary
 from gliomaseg.data.base import get_dataset
-from gliomaseg.errors import ConfigError
+from gliomaseg.errors import ConfigError, InputError
 from gliomaseg.inference.predictor import Predictor
-from gliomaseg.models.weights import load_model, read_metadata
+from gliomaseg.models.weights import load_model, read_metadata, save_ensemble, save_model
 
 
 def test_poly_schedule_follows_the_formula(cv):
@@ -129,6 +130,34 @@ def test_ensemble_forward_is_the_mean_probability_in_fp32(cv):
     assert torch.allclose(got, expected, atol=1e-6)
 
 
+def test_mixed_resolution_ensemble_resizes_the_input_for_each_member(cv, tmp_path):
+    """Networks trained at different sides join into one ensemble at the largest side
+    (``model.member_sizes`` each member's); its probability is the mean of the large member's
+    and the small member's on the input shrunk (bilinear, antialiased) and grown back (bilinear),
+    written out here with ``F.interpolate``. Any other preprocessing difference is refused."""
+    out, _, _ = cv
+    first, second = fold_models(out)
+    network, config = load_model(second)
+    config.data.image_size = 64
+    small = tmp_path / "small.safetensors"
+    save_model(network, config, small)
+    joined = tmp_path / "mixed.safetensors"
+    save_ensemble([small, first], joined)
+    ensemble, mixed = load_model(joined)
+    assert (mixed.data.image_size, mixed.model.member_sizes) == (96, (64, 96))
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        shrunk = F.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False, antialias=True)
+        grown = F.interpolate(torch.sigmoid(network(shrunk)), size=(96, 96), mode="bilinear", align_corners=False)
+        expected = (grown + torch.sigmoid(load_model(first)[0](images))) / 2
+        got = torch.sigmoid(ensemble(images))
+    assert torch.allclose(got, expected, atol=1e-6)
+    config.data.crop_margin += 4
+    save_model(network, config, small)
+    with pytest.raises(InputError, match=r"small\.safetensors: .*preprocessing differs"):
+        save_ensemble([first, small], tmp_path / "refused.safetensors")
+
+
 def test_evaluate_scores_a_cv_folder_out_of_fold(cv, lgg_root, folds_file, tmp_path):
     """`gliomaseg evaluate --model CV_FOLDER --split FOLDS` re-scores each fold's model on its
     held-out patients: with the same inference settings it reproduces the cv figures; with
@@ -152,7 +181,6 @@ def test_ensemble_exports_to_onnx_with_the_same_probabilities(cv, tmp_path):
     """An ensemble is one network to `gliomaseg export`: the ONNX graph's logits match PyTorch's."""
     from gliomaseg.export import export_onnx
     from gliomaseg.inference.backends import OnnxBackend
-    from gliomaseg.models.weights import save_ensemble
 
     out, _, _ = cv
     joined, exported = tmp_path / "ensemble.safetensors", tmp_path / "ensemble.onnx"

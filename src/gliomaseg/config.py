@@ -54,6 +54,10 @@ class ModelConfig:
     # Networks averaged at inference (a fold ensemble written by `gliomaseg ensemble`, see
     # gliomaseg.models.ensemble); training builds and trains one network (1).
     members: int = 1
+    # Mixed-resolution ensembles of slice networks: the side (pixels) each member was trained at,
+    # when they differ; the ensemble runs on data.image_size (the largest) and resizes for each
+    # member (gliomaseg.models.ensemble). Empty: every member at data.image_size.
+    member_sizes: tuple[int, ...] = ()
 
 
 @dataclass
@@ -238,6 +242,9 @@ class Config:
             (self.model.out_channels >= 1, "model.out_channels", "at least 1"),
             (self.model.width >= 1, "model.width", "at least 1"),
             (self.model.members >= 1, "model.members", "at least 1"),
+            (not self.model.member_sizes or (len(self.model.member_sizes) == self.model.members
+                                             and all(0 < n <= self.data.image_size for n in self.model.member_sizes)),
+             "model.member_sizes", "empty, or one side in pixels per member, none above data.image_size"),
             (self.data.image_size >= 0, "data.image_size", "0 (keep the grid) or a side in pixels"),
             (self.data.crop_margin >= 0, "data.crop_margin", "0 or more pixels"),
             (self.data.context_slices >= 0, "data.context_slices", "0 or more"),

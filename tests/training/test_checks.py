@@ -39,6 +39,8 @@ def _config(**sections) -> Config:
     ({"train": {"val_every": 0}}, "train.val_every"),
     ({"train": {"val_every": 4}}, "train.val_every"),  # plateau needs every epoch's validation
     ({"model": {"members": 0}}, "model.members"),
+    ({"model": {"members": 2, "member_sizes": [128]}, "data": {"image_size": 192}}, "model.member_sizes"),
+    ({"model": {"members": 2, "member_sizes": [128, 256]}, "data": {"image_size": 192}}, "model.member_sizes"),
     ({"train": {"deep_supervision": -1}}, "train.deep_supervision"),
 ])
 def test_out_of_range_values_are_refused_naming_the_key(raw, key, tmp_path):

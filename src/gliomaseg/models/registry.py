@@ -54,7 +54,7 @@ def register(name: str, reference_width: int, spatial_dims: int = 2) -> Callable
 
 def create_model(config: ModelConfig) -> nn.Module:
     """Build the network named in ``config``; with ``config.members`` above 1, an
-    :class:`~.ensemble.Ensemble` of that many such networks.
+    :class:`~.ensemble.Ensemble` of that many such networks (at ``config.member_sizes``).
 
     Raises:
         ConfigError: unknown name.
@@ -63,7 +63,7 @@ def create_model(config: ModelConfig) -> nn.Module:
 
     spec = _spec(config.name)
     members = [spec.builder(config.in_channels, config.out_channels, config.width) for _ in range(config.members)]
-    return members[0] if config.members == 1 else Ensemble(members)
+    return members[0] if config.members == 1 else Ensemble(members, config.member_sizes)
 
 
 def load_encoder_weights(model: nn.Module, path: str) -> None:

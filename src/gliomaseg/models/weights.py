@@ -9,6 +9,7 @@ any pickle. Training state (optimizer moments, RNG) is stored the same way, see
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,9 @@ def save_ensemble(sources: list[str | Path], out: str | Path, **metadata: Any) -
 
     Args:
         sources: at least two weights files (see :func:`resolve_weights` for what a run
-            folder or a bundled name resolves to) of the same network and data recipe.
+            folder or a bundled name resolves to) of the same network and data recipe; slice
+            networks may differ in ``data.image_size`` (a mixed-resolution ensemble: it runs at
+            the largest side, ``model.member_sizes`` holds each member's).
         out: the ``.safetensors`` file to write.
 
     Returns:
@@ -124,7 +127,8 @@ def save_ensemble(sources: list[str | Path], out: str | Path, **metadata: Any) -
 
     Raises:
         InputError: a source is unreadable, is itself an ensemble, or differs from the first
-            in its network (``model``) or preprocessing (``data``).
+            in its network (``model``) or preprocessing (``data``, but for a slice network's
+            ``image_size``).
     """
     from .ensemble import Ensemble
 
@@ -135,11 +139,19 @@ def save_ensemble(sources: list[str | Path], out: str | Path, **metadata: Any) -
     for source, (_, config) in zip(sources, models):
         if config.model.members != 1:
             raise InputError(source, f"is already an ensemble of {config.model.members}; join single networks")
-        if (config.model, config.data) != (first.model, first.data):
-            raise InputError(source, f"its network or preprocessing differs from {sources[0]}'s (model and data sections)")
+        resized = bool(config.data.image_size and first.data.image_size)
+        data = replace(config.data, image_size=first.data.image_size) if resized else config.data
+        if (config.model, data) != (first.model, first.data):
+            raise InputError(source, f"its network or preprocessing differs from {sources[0]}'s (model and data sections"
+                             + (", but for data.image_size)" if resized else ")"))
+    sizes = tuple(config.data.image_size for _, config in models)
     config = Config.from_dict(first.to_dict())
     config.model.members = len(models)
-    save_model(Ensemble([model for model, _ in models]), config, out, members_from=[str(s) for s in sources], **metadata)
+    if len(set(sizes)) > 1:
+        config.model.member_sizes = sizes
+        config.data.image_size = max(sizes)
+    ensemble = Ensemble([model for model, _ in models], config.model.member_sizes)
+    save_model(ensemble, config, out, members_from=[str(s) for s in sources], **metadata)
     return config
 
 
