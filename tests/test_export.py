@@ -41,7 +41,11 @@ def test_onnx_passes_checker_and_has_dynamic_batch(exported):
 
 
 def test_fp32_parity_with_pytorch(exported, test_patient):
-    """ONNX Runtime fp32 logits match PyTorch fp32 within 1e-3; masks agree on >= 99.9% of pixels."""
+    """ONNX Runtime fp32 probabilities match PyTorch fp32 within 1e-5 and logits within 1e-3
+    wherever |logit| < 8; masks agree on >= 99.9% of pixels. The bundled LGG model is an
+    ensemble, whose logits are those of a mean probability clamped at 1e-6: near the clamp a
+    probability difference of 1e-7 moves the logit by 0.1, so saturated logits are compared
+    as probabilities."""
     path, config = exported
     torch_model = Predictor.from_path(None).backend.model
     config.runtime.bf16 = False  # compare against PyTorch in fp32
@@ -53,7 +57,10 @@ def test_fp32_parity_with_pytorch(exported, test_patient):
     for batch in (images[:1], images[:7], images):  # several batch sizes through the dynamic axis
         expected, got = reference(batch), onnx_backend(batch)
         assert got.shape == expected.shape
-        assert float((got - expected).abs().max()) < 1e-3
+        assert float((torch.sigmoid(got) - torch.sigmoid(expected)).abs().max()) < 1e-5
+        unsaturated = expected.abs() < 8
+        assert float(torch.where(unsaturated, (got - expected).abs(), 0).max()) < 1e-3
+    assert unsaturated.sum() > 1000  # the whole volume: the logits compared include the tumor's edge
     torch_mask = Predictor(torch_model, config).predict(test_patient).label
     onnx_mask = Predictor(onnx_backend, onnx_backend.config).predict(test_patient).label
     assert (torch_mask == onnx_mask).mean() >= 0.999

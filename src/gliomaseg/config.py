@@ -51,6 +51,8 @@ class ModelConfig:
     # name such as ``lgg``, a .safetensors file or a run folder) whose network is the same
     # (name, channels, width); read once when training starts.
     init_weights: str = ""
+    # When init_weights is an ensemble: the member (0-based) training starts from; -1 for none.
+    init_member: int = -1
     # Networks averaged at inference (a fold ensemble written by `gliomaseg ensemble`, see
     # gliomaseg.models.ensemble); training builds and trains one network (1).
     members: int = 1
@@ -242,6 +244,7 @@ class Config:
             (self.model.out_channels >= 1, "model.out_channels", "at least 1"),
             (self.model.width >= 1, "model.width", "at least 1"),
             (self.model.members >= 1, "model.members", "at least 1"),
+            (self.model.init_member >= -1, "model.init_member", "-1 (none) or a member index from 0"),
             (not self.model.member_sizes or (len(self.model.member_sizes) == self.model.members
                                              and all(0 < n <= self.data.image_size for n in self.model.member_sizes)),
              "model.member_sizes", "empty, or one side in pixels per member, none above data.image_size"),

@@ -125,33 +125,45 @@ def test_input_channels_must_match_sequences_and_context():
 
 
 def test_init_weights_must_hold_the_same_network():
-    """Fine-tuning from a bundled model: a config whose network differs from the source's
-    (here width 32 against the LGG model's 16, or 1 input channel) is refused when the config
-    is checked, before any data is read; the matching config passes and its weights load
-    exactly."""
+    """Fine-tuning from a bundled model: the LGG model is an ensemble of two networks, so the
+    member to start from must be named (model.init_member), and a single network (t1ce) takes
+    none; a config whose network differs from the member's (here width 32 against 16, or 1
+    input channel) is refused when the config is checked, before any data is read; a matching
+    config passes and gets exactly the chosen member's weights."""
     import torch
 
     from gliomaseg.models.registry import create_model
     from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
 
-    data = {"dataset": "kaggle3m", "image_size": 160, "context_slices": 1}
-    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 9, 1, 16, 1\) on 3 stacked slices, "
-                                          r"the config asks for \('unet', 9, 1, 32, 1\)"):
-        check_config(_config(model={"in_channels": 9, "width": 32, "init_weights": "lgg"}, data=data))
-    with pytest.raises(ConfigError, match=r"the config asks for \('unet', 1, 1, 16, 1\)"):
-        check_config(_config(model={"in_channels": 1, "width": 16, "init_weights": "lgg"},
+    data = {"dataset": "kaggle3m", "image_size": 192, "context_slices": 1}
+    for member in (-1, 2):
+        with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg' is an ensemble of 2 networks: choose the one "
+                                              r"to start from with model\.init_member \(0 to 1\)"):
+            check_config(_config(model={"in_channels": 9, "width": 16, "init_weights": "lgg", "init_member": member},
+                                 data=data))
+    with pytest.raises(ConfigError, match=r"model\.init_member is 0, but model\.init_weights 't1ce' is a single network"):
+        check_config(_config(model={"in_channels": 3, "width": 16, "init_weights": "t1ce", "init_member": 0},
+                             data={"dataset": "image_folder", "image_size": 256}))
+    with pytest.raises(ConfigError, match=r"model\.init_weights 'lgg'.*\('unet', 9, 1, 16\) on 3 stacked slices, "
+                                          r"the config asks for \('unet', 9, 1, 32\)"):
+        check_config(_config(model={"in_channels": 9, "width": 32, "init_weights": "lgg", "init_member": 1}, data=data))
+    with pytest.raises(ConfigError, match=r"the config asks for \('unet', 1, 1, 16\)"):
+        check_config(_config(model={"in_channels": 1, "width": 16, "init_weights": "lgg", "init_member": 1},
                              data={"dataset": "image_folder", "image_size": 160}))
-    config = _config(model={"in_channels": 9, "width": 16, "init_weights": "lgg"}, data=data)
-    check_config(config)
-    model = create_model(config.model)
-    load_initial_weights(model, config)
-    source, _ = load_model(bundled_weights("lgg"))
-    for key, value in source.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+    ensemble, _ = load_model(bundled_weights("lgg"))
+    for member in (0, 1):
+        config = _config(model={"in_channels": 9, "width": 16, "init_weights": "lgg", "init_member": member}, data=data)
+        check_config(config)
+        model = create_model(config.model)
+        load_initial_weights(model, config)
+        for key, value in ensemble.members[member].state_dict().items():
+            assert torch.equal(model.state_dict()[key], value), key
+    first, second = (next(iter(member.state_dict().values())) for member in ensemble.members)
+    assert not torch.equal(first, second)  # the members differ: the index matters
 
 
 def test_a_25d_source_folds_into_a_one_slice_network(lgg_root):
-    """The 2.5D LGG model (3 slices x 3 sequences) starts a 3-channel one-slice network (the
+    """The 2.5D LGG model's 192-px member (3 slices x 3 sequences) starts a 3-channel one-slice network (the
     T1-CE recipe, configs/t1ce_finetune.yaml): on real slices the folded network gives the
     2.5D model's logits for each slice given alone; every other weight is copied as it is."""
     import torch
@@ -163,12 +175,13 @@ def test_a_25d_source_folds_into_a_one_slice_network(lgg_root):
     from gliomaseg.models.weights import bundled_weights, load_initial_weights, load_model
 
     config = load_config(REPO / "configs" / "t1ce_finetune.yaml")
-    assert config.model.init_weights == "lgg" and config.model.in_channels == 3
+    assert config.model.init_weights == "lgg" and config.model.in_channels == 3 and config.model.init_member == 1
     check_config(config)
     folded = create_model(config.model)
     load_initial_weights(folded, config)
-    source, saved = load_model(bundled_weights("lgg"))
-    assert saved.data.context_slices == 1 and saved.model.in_channels == 9
+    ensemble, saved = load_model(bundled_weights("lgg"))
+    source = ensemble.members[1]  # the 192-px member, at the ensemble's data.image_size
+    assert saved.data.context_slices == 1 and saved.model.in_channels == 9 and saved.data.image_size == 192
     differing = [key for key, value in source.state_dict().items() if value.shape != folded.state_dict()[key].shape]
     assert len(differing) == 1
     for key, value in source.state_dict().items():

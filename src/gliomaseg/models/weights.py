@@ -22,6 +22,7 @@ from ..atomic import atomic_path
 from ..config import Config
 from ..data.augment import trained_mirror_axes
 from ..errors import ConfigError, InputError
+from .ensemble import Ensemble
 from .registry import create_model, spatial_dims
 
 CONFIG_KEY = "gliomaseg.config"
@@ -130,8 +131,6 @@ def save_ensemble(sources: list[str | Path], out: str | Path, **metadata: Any) -
             in its network (``model``) or preprocessing (``data``, but for a slice network's
             ``image_size``).
     """
-    from .ensemble import Ensemble
-
     if len(sources) < 2:
         raise InputError(out, f"an ensemble needs at least two members, got {len(sources)}")
     models = [load_model(source) for source in sources]
@@ -208,35 +207,46 @@ def check_initial_weights(config: Config) -> tuple[Path, int]:
     a run folder, see :func:`resolve_weights`), checked from its metadata alone to hold the
     network of ``config``, or its 2.5D form: the same network on ``k`` stacked slices
     (``data.context_slices``) where ``config`` takes one slice, which
-    :func:`load_initial_weights` folds into it.
+    :func:`load_initial_weights` folds into it. A source that is an ensemble
+    (``gliomaseg ensemble``) must be given the member to start from, ``model.init_member``
+    (0-based, in the order the ensemble was joined); the member is compared.
 
     Returns:
         the file, and ``k``, the source's stacked slices to fold (1: the same network).
 
     Raises:
         InputError: the source is missing or unreadable.
-        ConfigError: the source's network differs from ``config`` (name, channels, width, or an
-            ensemble's members) other than by that stacking.
+        ConfigError: the source is an ensemble and ``model.init_member`` is not one of its
+            members (or is set for a single network), or the source's network differs from
+            ``config`` (name, channels, width) other than by that stacking.
     """
     model = config.model
     path = resolve_weights(model.init_weights)
     saved = read_config(path)
-    ours = (model.name, model.in_channels, model.out_channels, model.width, model.members)
-    theirs = (saved.model.name, saved.model.in_channels, saved.model.out_channels, saved.model.width, saved.model.members)
+    members = saved.model.members
+    if members > 1 and not 0 <= model.init_member < members:
+        raise ConfigError(f"model.init_weights {model.init_weights!r} is an ensemble of {members} networks: choose "
+                          f"the one to start from with model.init_member (0 to {members - 1})")
+    if members == 1 and model.init_member != -1:
+        raise ConfigError(f"model.init_member is {model.init_member}, but model.init_weights "
+                          f"{model.init_weights!r} is a single network: leave it at -1")
+    ours = (model.name, model.in_channels, model.out_channels, model.width)
+    theirs = (saved.model.name, saved.model.in_channels, saved.model.out_channels, saved.model.width)
     stack = 2 * saved.data.context_slices + 1
     if ours == theirs:
         return path, 1
     if (config.data.context_slices == 0 and stack > 1 and saved.model.in_channels == stack * model.in_channels
             and ours[:1] + ours[2:] == theirs[:1] + theirs[2:]):
         return path, stack
-    raise ConfigError(f"model.init_weights {model.init_weights!r} holds network (name, in, out, width, members) "
+    raise ConfigError(f"model.init_weights {model.init_weights!r} holds network (name, in, out, width) "
                       f"{theirs}" + (f" on {stack} stacked slices" if stack > 1 else "")
                       + f", the config asks for {ours}" + (f" on {2 * config.data.context_slices + 1} stacked slices"
                                                             if config.data.context_slices else ""))
 
 
 def load_initial_weights(model: nn.Module, config: Config) -> None:
-    """Load every weight of ``config.model.init_weights`` into ``model``, the network of
+    """Load every weight of ``config.model.init_weights`` (of its member
+    ``model.init_member`` when it is an ensemble) into ``model``, the network of
     ``config``: the start of fine-tuning, as nnU-Net's ``-pretrained_weights``. A 2.5D source
     (``k`` stacked slices of ``C`` channels) starting a one-slice network of ``C`` channels
     has its input convolution's ``(O, k C, ...)`` kernels summed over the ``k`` slices: the
@@ -248,7 +258,10 @@ def load_initial_weights(model: nn.Module, config: Config) -> None:
         InputError, ConfigError: as :func:`check_initial_weights`.
     """
     path, stack = check_initial_weights(config)
-    source = load_model(path)[0].state_dict()
+    network = load_model(path)[0]
+    if isinstance(network, Ensemble):
+        network = network.members[config.model.init_member]
+    source = network.state_dict()
     target = model.state_dict()
     for key, value in source.items():
         if stack > 1 and value.dim() > 2 and value.shape[1] == stack * target[key].shape[1]:
