@@ -66,13 +66,15 @@ def main() -> None:
     candidates = dict(read_candidate(spec) for spec in args.candidates)
     if len(candidates) < 2:
         parser.error("name at least two candidates")
+    means = {}
     for name, scores in candidates.items():
         dice = [d for _, d in scores.values()]
-        print(f"{name:>16}: mean {statistics.fmean(dice):.4f}, median {statistics.median(dice):.4f} ({len(dice)} patients)")
+        means[name] = statistics.fmean(dice)
+        print(f"{name:>16}: mean {means[name]:.4f}, median {statistics.median(dice):.4f} ({len(dice)} patients)")
     choices, nested = nested_choice(candidates)
     for fold, name in choices.items():
         print(f"fold {fold} scored with {name} (best on the other folds)")
-    overall = max(candidates, key=lambda c: statistics.fmean(d for _, d in candidates[c].values()))
+    overall = max(means, key=means.get)
     print(f"chosen on all folds: {overall}; nested mean {statistics.fmean(nested.values()):.4f}, "
           f"median {statistics.median(nested.values()):.4f}")
     columns = {name: "dice_" + name.replace("-", "_").replace(":", "_") for name in candidates}
