@@ -14,7 +14,10 @@ pooled by naming each folder's file (a patient in two of them is an error).
 baseline, or held out in another fold there, is an error, since the two rows would not be
 paired. ``--runs`` reads ``fold*/metrics.csv`` of one or more ``cv`` run folders. The
 per-patient table, its fold means and its small-lesion mean (true volume under ``--small``
-voxels) are printed; ``benchmarks/paired.py`` gives the paired statistics.
+voxels) are printed; ``benchmarks/paired.py`` gives the paired statistics. For a binary
+evaluation (a ``recall`` column: LGG, image folders) the error profile is printed as well:
+mean recall and precision over patients, the mean ratio of predicted to true volume, and,
+from the ``per_slice.csv`` beside each evaluation, the tumor-free slices with a false positive.
 """
 
 from __future__ import annotations
@@ -91,6 +94,33 @@ def pool(paths: list[Path]) -> list[dict[str, str]]:
     return rows
 
 
+def error_profile(paths: list[Path], rows: list[dict[str, str]]) -> str:
+    """One line on how an evaluation errs: under- or over-segmentation and false alarms.
+
+    ``rows`` are the pooled ``per_patient.csv`` rows of ``paths`` (columns ``recall``,
+    ``precision``, ``pred_volume_voxels``, ``true_volume_voxels``; patients without tumor left
+    out): the means over patients of recall (sensitivity), precision (its ``nan``, nothing
+    predicted, left out and counted) and predicted / true volume (1.0 is unbiased; below 1
+    under-segments). Then, from each path's
+    sibling ``per_slice.csv`` (``true_area_px``, ``pred_area_px``; after post-processing, as
+    scored), the slices without tumor that have a predicted pixel, and those pixels; left out
+    when a ``per_slice.csv`` is missing.
+    """
+    rows = [r for r in rows if int(r["true_volume_voxels"]) > 0]
+    recall = statistics.mean(float(r["recall"]) for r in rows)
+    precisions = [float(r["precision"]) for r in rows if r["precision"] != "nan"]
+    ratio = statistics.mean(int(r["pred_volume_voxels"]) / int(r["true_volume_voxels"]) for r in rows)
+    line = (f"recall {recall:.3f}, precision {statistics.mean(precisions):.3f}"
+            f"{f' ({len(rows) - len(precisions)} patients with nothing predicted left out)' if len(precisions) < len(rows) else ''}"
+            f", predicted / true volume {ratio:.3f}")
+    slice_files = [path.parent / "per_slice.csv" for path in paths]
+    if all(path.is_file() for path in slice_files):
+        free = [r for path in slice_files for r in read_rows(path) if int(r["true_area_px"]) == 0]
+        alarms = [int(r["pred_area_px"]) for r in free if int(r["pred_area_px"]) > 0]
+        line += f"; tumor-free slices with a false positive {len(alarms)} of {len(free)} ({sum(alarms)} pixels)"
+    return line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("evaluation", type=Path, nargs="+",
@@ -107,7 +137,8 @@ def main() -> None:
     source, column, baseline_name = (args.baseline.rsplit(":", 2) + ["", ""])[:3]
     if not (column and baseline_name):
         raise SystemExit(f"error: --baseline {args.baseline!r}: expected FILE:COLUMN:NAME")
-    table = join(pool(args.evaluation), read_rows(Path(source)), column, baseline_name, args.name, source)
+    evaluation = pool(args.evaluation)
+    table = join(evaluation, read_rows(Path(source)), column, baseline_name, args.name, source)
     write_rows(args.out, table)
     if args.runs is not None:
         folds = sorted((path for run in args.runs for path in run.glob("fold*/metrics.csv")),
@@ -129,6 +160,8 @@ def main() -> None:
     if small:
         print(f"  under {args.small} voxels ({len(small)}): {baseline_name} {summary(small, baseline_name)}, "
               f"{args.name} {summary(small, args.name)}")
+    if "recall" in evaluation[0]:
+        print(f"  {args.name}: {error_profile(args.evaluation, evaluation)}")
 
 
 if __name__ == "__main__":

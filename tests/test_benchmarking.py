@@ -63,3 +63,33 @@ def test_nested_choice_scores_each_fold_with_the_choice_of_the_others(tmp_path):
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "nested_choice.py"), specs[0], f"C={bad}",
                            "--out", str(out)], capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.strip() == "error: C: other patients or folds than the first candidate"
+
+
+def test_cv_table_pools_folds_and_prints_the_error_profile(tmp_path):
+    """benchmarks/cv_table.py on two folds' evaluations: the table pairs each patient with the
+    baseline, sorted by true volume, and the error profile is the means of the per-patient
+    columns (a nan precision left out and counted) and the per-slice false alarms, by hand."""
+    header = "patient,true_volume_voxels,pred_volume_voxels,dice,precision,recall,fold\n"
+    folds = {0: "p0,100,50,0.6,1.0,0.5,0\np1,40,0,0.0,nan,0.0,0\n", 1: "p2,200,300,0.8,0.6,0.9,1\n"}
+    slices = {0: "patient,true_area_px,pred_area_px\np0,0,7\np0,100,50\np1,0,0\np1,40,0\n",
+              1: "patient,true_area_px,pred_area_px\np2,0,0\np2,0,3\np2,200,300\n"}
+    evaluations = []
+    for fold in folds:
+        (tmp_path / f"f{fold}").mkdir()
+        (tmp_path / f"f{fold}" / "per_patient.csv").write_text(header + folds[fold])
+        (tmp_path / f"f{fold}" / "per_slice.csv").write_text(slices[fold])
+        evaluations.append(str(tmp_path / f"f{fold}" / "per_patient.csv"))
+    baseline = tmp_path / "base.csv"
+    baseline.write_text("patient,fold,dice_old\np0,0,0.5\np1,0,0.1\np2,1,0.7\n")
+    out = tmp_path / "table.csv"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cv_table.py"), *evaluations,
+                           "--baseline", f"{baseline}:dice_old:dice_base", "--name", "dice_new", "--out", str(out)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    with out.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["patient"], r["dice_base"], r["dice_new"]) for r in rows] == [
+        ("p1", "0.1", "0.0000"), ("p0", "0.5", "0.6000"), ("p2", "0.7", "0.8000")]
+    recall, precision, ratio = (0.5 + 0.0 + 0.9) / 3, (1.0 + 0.6) / 2, (50 / 100 + 0 / 40 + 300 / 200) / 3
+    assert (f"dice_new: recall {recall:.3f}, precision {precision:.3f} (1 patients with nothing predicted left out), "
+            f"predicted / true volume {ratio:.3f}; tumor-free slices with a false positive 2 of 4 (10 pixels)") in done.stdout
