@@ -98,21 +98,24 @@ def error_profile(paths: list[Path], rows: list[dict[str, str]]) -> str:
     """One line on how an evaluation errs: under- or over-segmentation and false alarms.
 
     ``rows`` are the pooled ``per_patient.csv`` rows of ``paths`` (columns ``recall``,
-    ``precision``, ``pred_volume_voxels``, ``true_volume_voxels``; patients without tumor left
-    out): the means over patients of recall (sensitivity), precision (its ``nan``, nothing
-    predicted, left out and counted) and predicted / true volume (1.0 is unbiased; below 1
-    under-segments). Then, from each path's
-    sibling ``per_slice.csv`` (``true_area_px``, ``pred_area_px``; after post-processing, as
-    scored), the slices without tumor that have a predicted pixel, and those pixels; left out
-    when a ``per_slice.csv`` is missing.
+    ``precision``, ``pred_volume_voxels``, ``true_volume_voxels``; patients without tumor are
+    left out): the means over patients of recall (sensitivity), precision (a ``nan``, nothing
+    predicted, is left out and counted) and predicted / true volume (1.0 is unbiased; below 1
+    under-segments). Then, from the ``per_slice.csv`` beside each of ``paths`` (``true_area_px``,
+    ``pred_area_px``; after post-processing, as scored), the slices without tumor that have a
+    predicted pixel, and those pixels; left out when a ``per_slice.csv`` is missing.
     """
     rows = [r for r in rows if int(r["true_volume_voxels"]) > 0]
+    if not rows:
+        return "no patient with tumor"
     recall = statistics.mean(float(r["recall"]) for r in rows)
     precisions = [float(r["precision"]) for r in rows if r["precision"] != "nan"]
     ratio = statistics.mean(int(r["pred_volume_voxels"]) / int(r["true_volume_voxels"]) for r in rows)
-    line = (f"recall {recall:.3f}, precision {statistics.mean(precisions):.3f}"
-            f"{f' ({len(rows) - len(precisions)} patients with nothing predicted left out)' if len(precisions) < len(rows) else ''}"
-            f", predicted / true volume {ratio:.3f}")
+    line = f"recall {recall:.3f}, precision {statistics.mean(precisions):.3f}" if precisions else \
+        f"recall {recall:.3f}, precision undefined"
+    if len(precisions) < len(rows):
+        line += f" ({len(rows) - len(precisions)} patients with nothing predicted left out)"
+    line += f", predicted / true volume {ratio:.3f}"
     slice_files = [path.parent / "per_slice.csv" for path in paths]
     if all(path.is_file() for path in slice_files):
         free = [r for path in slice_files for r in read_rows(path) if int(r["true_area_px"]) == 0]
