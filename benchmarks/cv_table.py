@@ -111,8 +111,8 @@ def error_profile(paths: list[Path], rows: list[dict[str, str]]) -> str:
     recall = statistics.mean(float(r["recall"]) for r in rows)
     precisions = [float(r["precision"]) for r in rows if r["precision"] != "nan"]
     ratio = statistics.mean(int(r["pred_volume_voxels"]) / int(r["true_volume_voxels"]) for r in rows)
-    line = f"recall {recall:.3f}, precision {statistics.mean(precisions):.3f}" if precisions else \
-        f"recall {recall:.3f}, precision undefined"
+    precision = f"{statistics.mean(precisions):.3f}" if precisions else "undefined"
+    line = f"recall {recall:.3f}, precision {precision}"
     if len(precisions) < len(rows):
         line += f" ({len(rows) - len(precisions)} patients with nothing predicted left out)"
     line += f", predicted / true volume {ratio:.3f}"
