@@ -171,3 +171,50 @@ def test_bce_dice_on_overlapping_3d_regions_is_per_channel_sigmoid():
     bce = F.binary_cross_entropy_with_logits(logits.double(), target.double())
     dice = torch.stack([hand_dice_loss(logits[:, c:c + 1], target[:, c:c + 1]) for c in range(3)]).mean()
     assert create_loss("bce_dice")(logits, target).item() == pytest.approx((bce + dice).item(), rel=1e-5)
+
+
+def test_bce_dice_per_sample_averages_the_dice_of_samples_with_tumor():
+    """bce_dice_per_sample is the mean BCE plus the mean of the per-sample Dice losses of the
+    samples with tumor (samples 0 and 2 of the batch), the tumor-free sample left out."""
+    logits, target = _batch()
+    got = create_loss("bce_dice_per_sample")(logits, target)
+    bce = F.binary_cross_entropy_with_logits(logits.double(), target.double())
+    dice = (hand_dice_loss(logits[0:1], target[0:1]) + hand_dice_loss(logits[2:3], target[2:3])) / 2
+    assert got.ndim == 0
+    assert got.item() == pytest.approx((bce + dice).item(), rel=1e-5)
+    # not the batch-wise form, and not the mean over all three samples
+    assert abs(got.item() - hand_bce_dice_loss(logits, target).item()) > 1e-3
+    all_three = torch.stack([hand_dice_loss(logits[i:i + 1], target[i:i + 1]) for i in range(3)]).mean()
+    assert abs(got.item() - (bce + all_three).item()) > 1e-3
+
+
+def test_bce_dice_per_sample_weighs_a_small_lesion_like_a_large_one():
+    """The gradient on a small lesion's pixels, relative to a large lesion's, is larger than
+    under the batch-wise Dice (the point of the loss)."""
+    target = torch.zeros(2, 1, 16, 16)
+    target[0, 0, :12, :12] = 1  # 144 pixels
+    target[1, 0, 5:7, 5:7] = 1  # 4 pixels
+
+    def small_over_large(name: str) -> float:
+        logits = torch.zeros(2, 1, 16, 16, requires_grad=True)
+        create_loss(name)(logits, target).backward()
+        return (logits.grad[1, 0, 5, 5] / logits.grad[0, 0, 5, 5]).item()
+
+    assert small_over_large("bce_dice") == pytest.approx(1.0)  # a pixel is a pixel, whatever its lesion
+    assert small_over_large("bce_dice_per_sample") > 1.5
+
+
+def test_bce_dice_per_sample_on_3d_regions_and_a_tumor_free_batch():
+    """Per (sample, region) on 3D regions; a batch without tumor gives the BCE alone."""
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 3, 4, 5, 6, generator=generator)
+    target = torch.zeros(2, 3, 4, 5, 6)
+    target[0, 0, 1:3, 1:4, 2:5] = 1
+    target[1, 1, 0:2, 0:2, 0:2] = 1
+    got = create_loss("bce_dice_per_sample")(logits, target).item()
+    bce = F.binary_cross_entropy_with_logits(logits.double(), target.double())
+    dice = (hand_dice_loss(logits[0, 0], target[0, 0]) + hand_dice_loss(logits[1, 1], target[1, 1])) / 2
+    assert got == pytest.approx((bce + dice).item(), rel=1e-5)
+    empty = torch.zeros_like(target)
+    assert create_loss("bce_dice_per_sample")(logits, empty).item() == pytest.approx(
+        F.binary_cross_entropy_with_logits(logits, empty).item(), rel=1e-6)

@@ -10,6 +10,13 @@ never a softmax. ``p = sigmoid(logits)``, ``g = target``; sums run over the whol
 - ``dice``: ``1 - (2 sum(p g) + eps) / (sum(p) + sum(g) + eps)`` (MONAI ``DiceLoss``).
 - ``bce_dice``: ``bce + dice``, weight 1 each. Not MONAI ``DiceCELoss``: with more than one
   channel it takes a softmax cross-entropy, wrong for overlapping regions.
+- ``bce_dice_per_sample``: ``bce`` plus the Dice loss of each sample and channel on its own
+  (MONAI ``DiceLoss`` with ``batch=False``), averaged over the (sample, channel) pairs whose
+  target holds foreground; 0 where none does. A batch-wise Dice is dominated by the large
+  lesions of the batch; this one weighs a slice with a small lesion (or a lesion's first and
+  last slices) like one with a large lesion, as per-patient Dice weighs small lesions. Samples
+  without foreground are left to the cross-entropy: their own Dice would be about 1 with almost
+  no gradient (the collapse of ``focal_tversky`` per sample, below).
 - ``focal``: mean of ``-(1 - p_t)^2 log(p_t)``, gamma 2 (Lin et al. 2017; MONAI ``FocalLoss``).
 - ``dice_focal``: ``alpha * dice + (1 - alpha) * focal`` with ``alpha = 0.5``; here alpha weighs
   the Dice term (MONAI ``DiceFocalLoss`` with ``lambda_dice = alpha``, ``lambda_focal = 1 - alpha``).
@@ -59,6 +66,26 @@ class BceDiceLoss(nn.Module):
         return self.bce(logits, target) + self.dice(logits, target)
 
 
+class BcePerSampleDiceLoss(nn.Module):
+    """Binary cross-entropy plus soft Dice per sample and channel (MONAI ``DiceLoss``,
+    ``batch=False``), averaged over the pairs whose target is not empty, weight 1 each.
+
+    Shapes:
+        logits, target: ``(B, K, *spatial)`` (2D or 3D, K independent sigmoid channels);
+        returns a scalar. With no foreground in the batch the Dice term is 0.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss()
+        self.dice = DiceLoss(sigmoid=True, batch=False, reduction="none")
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        dice = self.dice(logits, target).reshape(logits.shape[:2])  # (B, K)
+        present = target.flatten(2).amax(2) > 0
+        return self.bce(logits, target) + (dice * present).sum() / present.sum().clamp(min=1)
+
+
 class FocalTverskyLoss(nn.Module):
     """Focal Tversky loss (Abraham and Khan 2019): one Tversky index per channel with the soft
     counts summed over the batch and space, ``(1 - TI)^exponent``, then the mean over channels.
@@ -91,6 +118,7 @@ LOSSES: dict[str, Callable[[], nn.Module]] = {
     "bce": nn.BCEWithLogitsLoss,
     "dice": lambda: DiceLoss(sigmoid=True, batch=True),
     "bce_dice": BceDiceLoss,
+    "bce_dice_per_sample": BcePerSampleDiceLoss,
     "focal": lambda: FocalLoss(gamma=FOCAL_GAMMA),
     "dice_focal": lambda: DiceFocalLoss(sigmoid=True, batch=True, gamma=FOCAL_GAMMA,
                                         lambda_dice=DICE_FOCAL_ALPHA, lambda_focal=1 - DICE_FOCAL_ALPHA),
