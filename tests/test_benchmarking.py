@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from conftest import REPO, TEST_PATIENTS, TRAIN_PATIENTS, VAL_PATIENTS
 
 GLIOMASEG = str(Path(sys.executable).parent / "gliomaseg")
@@ -93,3 +95,25 @@ def test_cv_table_pools_folds_and_prints_the_error_profile(tmp_path):
     recall, precision, ratio = (0.5 + 0.0 + 0.9) / 3, (1.0 + 0.6) / 2, (50 / 100 + 0 / 40 + 300 / 200) / 3
     assert (f"dice_new: recall {recall:.3f}, precision {precision:.3f} (1 patients with nothing predicted left out), "
             f"predicted / true volume {ratio:.3f}; tumor-free slices with a false positive 2 of 4 (10 pixels)") in done.stdout
+
+
+def test_component_rules_keep_the_largest_or_the_most_confident_component():
+    """benchmarks/component_rules.py: of two 3D components, `largest` keeps the larger (as
+    largest-3d) and `confident` the one with the higher mean probability; both fill holes per
+    slice; Dice against a truth that is the smaller component."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from component_rules import dice, kept
+    finally:
+        sys.path.pop(0)
+    probabilities = np.zeros((20, 20, 4), np.float32)
+    probabilities[1:11, 1:11, :] = 0.6  # 400 voxels, mean 0.6
+    probabilities[14:19, 14:19, 1:3] = 0.95  # 50 voxels, mean 0.95
+    probabilities[16, 16, 1] = 0.2  # a hole in one slice of the confident component
+    truth = probabilities >= 0.9
+    truth[16, 16, 1] = True
+    masks = kept(probabilities, 0.5)
+    assert masks["largest"].sum() == 400 and masks["largest"][5, 5, 0]
+    assert masks["confident"].sum() == 50 and masks["confident"][16, 16, 1]  # the hole filled
+    assert dice(masks["confident"], truth) == 1.0 and dice(masks["largest"], truth) == 0.0
+    assert dice(np.zeros((2, 2, 2), bool), np.zeros((2, 2, 2), bool)) == 1.0
