@@ -2,8 +2,8 @@
 with the highest mean probability (model card, LGG row 47).
 
 For each recipe, every fold network (``PREFIX<k>/fold<k>/last.safetensors``, the layout of
-``gliomaseg cv --fold k --out PREFIX<k>``) predicts the patients of its held-out fold of
-``--split``; the probabilities thresholded at the model's threshold are split into 3D
+``gliomaseg cv --fold k --out PREFIX<k>``, a binary model such as LGG's) predicts the patients
+of its held-out fold of ``--split``; the probabilities thresholded at the model's threshold are split into 3D
 components (26-connectivity, as ``largest-3d``); the component each rule keeps is holes-filled
 per slice, as ``largest-3d`` does, and scored against the truth (Dice over the patient's
 volume, 1 when both are empty). The ``largest`` column reproduces ``gliomaseg evaluate``'s
