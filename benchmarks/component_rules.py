@@ -26,16 +26,11 @@ import numpy as np
 from gliomaseg.data.base import resolve_dataset
 from gliomaseg.inference.postprocess import fill_holes_per_slice, largest_component
 from gliomaseg.inference.predictor import Predictor
+from gliomaseg.metrics import overlap_metrics
 from gliomaseg.models.weights import load_model
 from cv_table import write_rows
 
 RULES = ("largest", "confident")
-
-
-def dice(predicted: np.ndarray, truth: np.ndarray) -> float:
-    """Dice of two bool volumes; 1.0 when both are empty."""
-    total = int(predicted.sum()) + int(truth.sum())
-    return 1.0 if total == 0 else 2 * int((predicted & truth).sum()) / total
 
 
 def kept(probabilities: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
@@ -66,7 +61,8 @@ def score_recipe(data: Path, folds: list[list[str]], prefix: str) -> list[dict]:
             case = dataset.load(refs[patient], channels)
             truth = case.label > 0
             masks = kept(predictor.probabilities(case.images)[0], float(config.inference.threshold))
-            rows.append({"patient": patient, "fold": fold, **{f"dice_{rule}": dice(m, truth) for rule, m in masks.items()}})
+            rows.append({"patient": patient, "fold": fold,
+                         **{f"dice_{rule}": overlap_metrics(m, truth)["dice"] for rule, m in masks.items()}})
     return rows
 
 
