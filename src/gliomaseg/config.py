@@ -162,6 +162,11 @@ class TrainConfig:
     # their losses weighted 1, 1/2, 1/4, ... (training.deep_supervision); 0: none. U-shaped
     # networks only (unet, resunet, residual_inception_unet); the saved weights are the same.
     deep_supervision: int = 0
+    # Exponential moving average of the weights (Polyak averaging, as timm's ModelEmaV2), its
+    # decay per optimiser step in [0, 1); 0: none. 0.999 averages over about the last 1,000
+    # steps. The average, BatchNorm statistics included, is what validation scores and
+    # best/last.safetensors hold; the optimiser keeps training the raw weights.
+    ema: float = 0.0
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
@@ -274,6 +279,7 @@ class Config:
             (0 <= self.train.tumor_fraction <= 1, "train.tumor_fraction", "a fraction in [0, 1]"),
             (self.train.tumor_sampling in TUMOR_SAMPLING_CHOICES, "train.tumor_sampling", f"one of {', '.join(TUMOR_SAMPLING_CHOICES)}"),
             (self.train.deep_supervision >= 0, "train.deep_supervision", "0 (none) or more auxiliary outputs"),
+            (0 <= self.train.ema < 1, "train.ema", "a decay per step in [0, 1); 0: no moving average"),
             (self.train.plateau_patience >= 0, "train.plateau_patience", "0 or more epochs"),
             (0 < self.train.plateau_factor < 1, "train.plateau_factor", "in (0, 1)"),
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),

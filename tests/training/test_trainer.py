@@ -1,6 +1,6 @@
 """A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed;
 histogram landmarks are fitted on the train patients and saved; deep supervision's heads stay
-out of the weights."""
+out of the weights; a moving average of the weights follows its formula."""
 
 from __future__ import annotations
 
@@ -154,3 +154,48 @@ def test_deep_supervision_trains_saves_the_network_alone_and_resumes_its_heads(l
     config.train.deep_supervision, config.train.max_epochs = 0, 3
     with pytest.raises(InputError, match="saved with deep supervision"):
         train(lgg_root, split, config, out, resume=True)
+
+
+def test_moving_average_of_the_weights_is_validated_saved_and_resumed(lgg_root, tmp_path):
+    """With ``train.ema: d`` the saved weights follow the formula of an exponential moving
+    average, one update per step: after the first step they equal the trained weights, after
+    the second ``d * previous + (1 - d) * trained`` (BatchNorm statistics included), while the
+    state keeps the raw weights for the optimizer; the average resumes from the state, and a
+    run saved without one is not resumed with one."""
+    split = {"train": TRAIN_PATIENTS, "val": VAL_PATIENTS[:1], "test": []}
+    config = tiny_config()
+    decay = 0.9
+    config.train.schedule, config.train.max_epochs, config.train.slices_per_epoch = "poly", 1, 8  # one step per epoch
+    config.train.ema = decay
+    out = tmp_path / "ema"
+    train(lgg_root, split, config, out)
+    raw_1 = {k.removeprefix("model."): v for k, v in load_state(out / "state.safetensors")[0].items() if k.startswith("model.")}
+    assert all(torch.equal(load_file(str(out / "last.safetensors"))[k], raw_1[k]) for k in raw_1)  # the first update copies
+    config.train.max_epochs = 2
+    train(lgg_root, split, config, out, resume=True)
+    tensors, _ = load_state(out / "state.safetensors")
+    raw_2 = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    last, best = load_file(str(out / "last.safetensors")), load_file(str(out / "best.safetensors"))
+    assert int(tensors["ema.n_averaged"]) == 2
+    running = [k for k in raw_2 if k.endswith("running_var")]
+    assert running and all(not torch.equal(raw_2[k], raw_1[k]) for k in running)  # the step moved the statistics
+    for key, value in raw_2.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(last[key], decay * raw_1[key] + (1 - decay) * value, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(tensors[f"ema.module.{key}"], last[key])
+    assert any(not torch.equal(last[k], raw_2[k]) for k in running)
+    assert set(best) == set(last)  # the validated checkpoint is the average's too
+    model, saved = load_model(out / "last.safetensors")
+    assert saved.train.ema == decay and type(model).__name__ == "UNet"
+    plain = tiny_config()
+    plain.train.schedule, plain.train.max_epochs, plain.train.slices_per_epoch = "poly", 1, 8
+    train(lgg_root, split, plain, tmp_path / "plain")
+    plain.train.ema, plain.train.max_epochs = decay, 2
+    with pytest.raises(InputError, match="without a moving average"):
+        train(lgg_root, split, plain, tmp_path / "plain", resume=True)
+
+
+def test_moving_average_decay_is_checked():
+    """A decay outside [0, 1) is refused by the config loader with the key named."""
+    with pytest.raises(ConfigError, match="train.ema"):
+        Config.from_dict({"train": {"ema": 1.0}})

@@ -14,7 +14,10 @@ Files written to the run folder::
                          of a plateau run; none without validation cases)
     last.safetensors     weights at the end of the last epoch (the model of a poly run)
     state.safetensors    optimizer, scheduler, RNG and progress (and the auxiliary heads of
-                         deep supervision), for --resume
+                         deep supervision, and the moving average of ``train.ema``), for --resume
+
+With ``train.ema`` above 0 the validated and saved weights are an exponential moving average of
+the trained ones (:class:`torch.optim.swa_utils.AveragedModel`), updated after every step.
     metrics.csv          one row per epoch
     tensorboard/         the same curves for TensorBoard
 
@@ -36,6 +39,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from rich.progress import Progress, track
 
 from ..config import AugmentConfig, Config, save_config
@@ -150,6 +154,11 @@ class Trainer:
         # what the optimizer trains: the network, with the auxiliary heads of deep supervision
         self.trainee = DeepSupervision(self.model, levels).to(self.device, memory_format=self.memory_format) if levels else self.model
         self.trained = ranks.wrap(self.trainee, self.device)  # DDP under several ranks; saved weights are self.model's
+        # train.ema: the moving average of self.model's weights and BatchNorm statistics, which
+        # is then what validation scores and the checkpoints hold (self.shipped)
+        self.average = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.train.ema),
+                                     use_buffers=True) if config.train.ema else None
+        self.shipped = self.average.module if self.average is not None else self.model
         self.scaler = grad_scaler(config.runtime.bf16, self.device)
         self.loss = SupervisedLoss(create_loss(config.train.loss), levels)
         self.optimizer = torch.optim.Adam(self.trainee.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
@@ -174,9 +183,11 @@ class Trainer:
         states = self.ranks.gather(self._rng_states())
         if not self.ranks.main:
             return
-        save_model(self.model, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
+        save_model(self.shipped, self.config, self.out / "last.safetensors", epoch=self.progress.epoch)
         tensors, rest = _optimizer_state(self.optimizer)
         tensors.update({f"model.{k}": v for k, v in self.model.state_dict().items()})
+        if self.average is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.average.state_dict().items()})
         if self.trainee is not self.model:
             tensors.update({f"heads.{k}": v for k, v in self.trainee.heads.state_dict().items()})
         tensors.update({f"{name}.{rank}": value for rank, state in enumerate(states) for name, value in state.items()})
@@ -189,9 +200,16 @@ class Trainer:
 
         Raises:
             InputError: the run folder has no usable training state, or one saved with deep
-                supervision on where ``train.deep_supervision`` is now off, or the reverse.
+                supervision on where ``train.deep_supervision`` is now off, or the reverse, or
+                with a moving average (``train.ema``) where there is now none, or the reverse.
         """
         tensors, rest = load_state(self.out / "state.safetensors")
+        average = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
+        if bool(average) != (self.average is not None):
+            raise InputError(self.out / "state.safetensors", f"the run was saved {'with' if average else 'without'} a "
+                             "moving average of the weights; resume it with the train.ema it started with")
+        if average:
+            self.average.load_state_dict(average)
         self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
         heads = {k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")}
         if bool(heads) != (self.trainee is not self.model):  # else the optimizer's parameters would not match
@@ -278,6 +296,8 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         return loss.item()
 
     def fit(self, max_minutes: float | None = None) -> RunProgress:
@@ -302,13 +322,13 @@ class Trainer:
                     break
                 started = time.monotonic()
                 train_loss, seen = self._epoch(started + left, bar)
-                self.model.eval()
+                self.shipped.eval()
                 epoch = self.progress.epoch + 1
                 final = epoch >= cfg.max_epochs or time.monotonic() - started >= left
                 validate_now = epoch % cfg.val_every == 0 or final
                 # rank 0 validates; its scores and clock drive every rank's schedule
                 dices, elapsed = self.ranks.broadcast(
-                    ((self.validator(self.model) if validate_now else []), time.monotonic() - started) if main else None)
+                    ((self.validator(self.shipped) if validate_now else []), time.monotonic() - started) if main else None)
                 self._record(train_loss, dices, elapsed, seen, writer)
         if writer is not None:
             writer.close()
@@ -334,7 +354,7 @@ class Trainer:
         if dices and dice_mean > progress.best_dice:  # no dices: not validated (poly, val_every > 1)
             progress.best_dice, progress.epochs_since_best = dice_mean, 0
             if self.ranks.main:
-                save_model(self.model, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
+                save_model(self.shipped, self.config, self.out / "best.safetensors", epoch=progress.epoch, val_dice_mean=dice_mean)
         elif dices:
             progress.epochs_since_best += 1
         self.save()
