@@ -1,4 +1,5 @@
-"""`gliomaseg benchmark` on real patients: one row per network x loss, resumable."""
+"""`gliomaseg benchmark` on real patients: one row per network x loss, resumable; the helpers of
+benchmarks/ (cross-validation tables, nested choice, component rules, raw weights of averaged runs)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,36 @@ def test_component_rules_keep_the_largest_or_the_most_confident_component():
     assert masks["confident"].sum() == 50 and masks["confident"][16, 16, 1]  # the hole filled
     dice = {rule: overlap_metrics(mask, truth)["dice"] for rule, mask in masks.items()}
     assert dice == {"largest": 0.0, "confident": 1.0}
+
+
+def test_raw_weights_of_an_averaged_run_are_the_trained_ones(lgg_root, tmp_path):
+    """benchmarks/raw_weights.py: a run trained with ``train.ema`` saves the average; the script
+    writes the optimiser's raw weights (the state's ``model.*``) into a cross-validation folder, as
+    a weights file that loads with the run's config and predicts differently from the average;
+    it overwrites nothing."""
+    import torch
+    from safetensors.torch import load_file
+
+    from conftest import tiny_poly_config
+    from gliomaseg.models.weights import load_model, load_state
+    from gliomaseg.training.trainer import train
+
+    config = tiny_poly_config()
+    config.train.ema, config.train.max_epochs = 0.9, 1
+    run = tmp_path / "ema"
+    train(lgg_root, {"train": TRAIN_PATIENTS, "val": [], "test": []}, config, run)
+    command = [sys.executable, str(REPO / "benchmarks" / "raw_weights.py"), str(run), "--out", str(tmp_path / "raw")]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = tmp_path / "raw" / "ema" / "last.safetensors"
+    raw, average = load_file(str(written)), load_file(str(run / "last.safetensors"))
+    state = {k.removeprefix("model."): v for k, v in load_state(run / "state.safetensors")[0].items() if k.startswith("model.")}
+    assert set(raw) == set(state) == set(average)
+    assert all(torch.equal(raw[k], state[k]) for k in raw)
+    assert any(not torch.equal(raw[k], average[k]) for k in raw if raw[k].is_floating_point())
+    model, saved = load_model(written)
+    assert saved.train.ema == 0.9
+    images = torch.rand(1, 3, 96, 96)
+    assert not torch.equal(model(images), load_model(run / "last.safetensors")[0](images))
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode != 0 and "exists already" in again.stderr

@@ -164,7 +164,9 @@ class TrainConfig:
     deep_supervision: int = 0
     # Exponential moving average of the weights (Polyak averaging, as timm's ModelEmaV2), its
     # decay per optimiser step in [0, 1); 0: none. 0.999 averages over about the last 1,000
-    # steps. The average, BatchNorm statistics included, is what validation scores and
+    # steps; the average starts from the first step's weights and carries d^n of them after n
+    # steps, so it needs a run of several 1 / (1 - d) steps (LGG row 48: 0.999 over 5,000).
+    # The average, BatchNorm statistics included, is what validation scores and
     # best/last.safetensors hold; the optimiser keeps training the raw weights.
     ema: float = 0.0
     plateau_patience: int = 5  # epochs without validation gain before the LR is lowered
