@@ -15,11 +15,11 @@ Files written to the run folder::
     last.safetensors     weights at the end of the last epoch (the model of a poly run)
     state.safetensors    optimizer, scheduler, RNG and progress (and the auxiliary heads of
                          deep supervision, and the moving average of ``train.ema``), for --resume
+    metrics.csv          one row per epoch
+    tensorboard/         the same curves for TensorBoard
 
 With ``train.ema`` above 0 the validated and saved weights are an exponential moving average of
 the trained ones (:class:`torch.optim.swa_utils.AveragedModel`), updated after every step.
-    metrics.csv          one row per epoch
-    tensorboard/         the same curves for TensorBoard
 
 Under ``torchrun`` the loop is data-parallel (see :mod:`gliomaseg.distributed`): ``train.batch_size``
 and ``train.slices_per_epoch`` are global, shared evenly by the ranks; rank 0 validates and
