@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gliomaseg.models.weights import load_model, load_state, read_metadata, save_model
+from gliomaseg.models.weights import load_model, load_state, read_metadata, save_model, state_section
 
 
 def write_raw(run: Path, out: Path) -> Path:
@@ -30,7 +30,7 @@ def write_raw(run: Path, out: Path) -> Path:
     """
     model, config = load_model(run / "last.safetensors")
     tensors, _ = load_state(run / "state.safetensors")
-    raw = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    raw = state_section(tensors, "model")
     if not raw:
         raise SystemExit(f"error: {run / 'state.safetensors'}: no model.* weights")
     path = out / run.name / "last.safetensors"

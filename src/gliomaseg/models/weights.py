@@ -274,6 +274,14 @@ def save_state(path: str | Path, tensors: dict[str, torch.Tensor], info: dict[st
     _save_atomic(tensors, Path(path), {"gliomaseg.state": json.dumps(info)})
 
 
+def state_section(tensors: dict[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """One part of a training state's tensors (``model``: the raw trained weights, ``heads``:
+    deep supervision's, ``ema``: the moving average), keyed without the ``<name>.`` prefix;
+    empty when the state has no such part."""
+    prefix = f"{name}."
+    return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def load_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read what :func:`save_state` wrote.
 

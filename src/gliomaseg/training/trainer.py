@@ -51,7 +51,7 @@ from ..inference.predictor import Predictor
 from ..losses import create_loss
 from ..metrics import overlap_metrics
 from ..models.registry import create_model, load_encoder_weights, spatial_dims
-from ..models.weights import load_initial_weights, load_state, save_model, save_state
+from ..models.weights import load_initial_weights, load_state, save_model, save_state, state_section
 from ..runtime import autocast, grad_scaler, keep_freed_memory, memory_format, set_threads
 from ..verify import usable
 from .banks import DiskStore, SliceBank, VolumeBank, pad_to, select_tumor_voxels
@@ -94,6 +94,18 @@ def validate(predictor: Predictor, cases: list[Case]) -> list[float]:
         predicted, truth = case.labels.to_regions(predictor.predict(case).label), case.labels.to_regions(case.label)
         scores.append(float(np.mean([overlap_metrics(p, t)["dice"] for p, t in zip(predicted, truth)])))
     return scores
+
+
+def _require_as_saved(path: Path, saved: bool, configured: bool, what: str, option: str) -> None:
+    """Refuse to resume a run whose state was saved with ``what`` (deep supervision's heads, a
+    moving average) where the config now has none, or the reverse.
+
+    Raises:
+        InputError: ``saved`` and ``configured`` differ.
+    """
+    if saved != configured:
+        raise InputError(path, f"the run was saved {'with' if saved else 'without'} {what}; "
+                         f"resume it with the {option} it started with")
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -203,18 +215,16 @@ class Trainer:
                 supervision on where ``train.deep_supervision`` is now off, or the reverse, or
                 with a moving average (``train.ema``) where there is now none, or the reverse.
         """
-        tensors, rest = load_state(self.out / "state.safetensors")
-        average = {k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")}
-        if bool(average) != (self.average is not None):
-            raise InputError(self.out / "state.safetensors", f"the run was saved {'with' if average else 'without'} a "
-                             "moving average of the weights; resume it with the train.ema it started with")
+        path = self.out / "state.safetensors"
+        tensors, rest = load_state(path)
+        average = state_section(tensors, "ema")
+        _require_as_saved(path, bool(average), self.average is not None, "a moving average of the weights", "train.ema")
         if average:
             self.average.load_state_dict(average)
-        self.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        heads = {k.removeprefix("heads."): v for k, v in tensors.items() if k.startswith("heads.")}
-        if bool(heads) != (self.trainee is not self.model):  # else the optimizer's parameters would not match
-            raise InputError(self.out / "state.safetensors", f"the run was saved {'with' if heads else 'without'} deep "
-                             "supervision; resume it with the train.deep_supervision it started with")
+        self.model.load_state_dict(state_section(tensors, "model"))
+        heads = state_section(tensors, "heads")
+        # else the optimizer's parameters would not match
+        _require_as_saved(path, bool(heads), self.trainee is not self.model, "deep supervision", "train.deep_supervision")
         if heads:
             self.trainee.heads.load_state_dict(heads)
         _restore_optimizer(self.optimizer, tensors, rest)
