@@ -29,6 +29,7 @@ TTA_CHOICES = ("none", "flip", "flip+rot90")
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
 BANK_CHOICES = ("memory", "disk")
 SCHEDULE_CHOICES = ("plateau", "poly")
+OPTIMIZER_CHOICES = ("adam", "sgd")
 TUMOR_SAMPLING_CHOICES = ("slice", "case", "region")
 STANDARDIZE_CHOICES = ("none", "histogram")
 # Brain-intensity percentiles whose values are the landmarks of histogram standardisation
@@ -135,7 +136,12 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation recipe: Adam with one of two learning-rate schedules.
+    """Optimisation recipe: an optimiser with one of two learning-rate schedules.
+
+    - ``optimizer: adam``: Adam (Kingma and Ba 2015) with ``lr`` and ``weight_decay``.
+    - ``optimizer: sgd``: nnU-Net's optimiser (Isensee et al. 2021): SGD with Nesterov momentum
+      0.99, ``lr`` and ``weight_decay`` (nnU-Net: 0.01 and 3e-5), the gradient's global L2 norm
+      clipped at 12 before each step.
 
     - ``schedule: plateau``: ReduceLROnPlateau and early stopping on validation per-patient
       Dice, validated every epoch; the best checkpoint is the model.
@@ -149,6 +155,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 1e-4
     weight_decay: float = 0.0
+    optimizer: str = "adam"  # "adam" | "sgd" (see the class docstring)
     max_epochs: int = 100
     slices_per_epoch: int = 0  # samples per epoch; 0: one pass over the training slices
     tumor_fraction: float = 0.5  # share of tumor samples drawn per epoch (oversampling)
@@ -287,6 +294,7 @@ class Config:
             (self.train.min_lr >= 0, "train.min_lr", "0 or more"),
             (self.train.early_stop_patience >= 1, "train.early_stop_patience", "at least 1 epoch"),
             (self.train.bank in BANK_CHOICES, "train.bank", f"one of {', '.join(BANK_CHOICES)}"),
+            (self.train.optimizer in OPTIMIZER_CHOICES, "train.optimizer", f"one of {', '.join(OPTIMIZER_CHOICES)}"),
             (self.train.schedule in SCHEDULE_CHOICES, "train.schedule", f"one of {', '.join(SCHEDULE_CHOICES)}"),
             (self.train.val_every >= 1, "train.val_every", "at least 1 epoch"),
             (self.train.val_every == 1 or self.train.schedule == "poly", "train.val_every",

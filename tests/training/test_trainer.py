@@ -1,6 +1,6 @@
 """A short real training run on a few LGG patients: loss falls, checkpoints are written and resumed;
 histogram landmarks are fitted on the train patients and saved; deep supervision's heads stay
-out of the weights; a moving average of the weights follows its formula."""
+out of the weights; a moving average of the weights follows its formula; so does nnU-Net's SGD."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from gliomaseg.data.base import get_dataset
 from gliomaseg.data.preprocessing import fit_landmarks
 from gliomaseg.errors import ConfigError, InputError
 from gliomaseg.inference.predictor import Predictor
+from gliomaseg.models.registry import create_model
 from gliomaseg.models.weights import load_model, load_state, resolve_weights
+from gliomaseg.training import trainer as trainer_module
 from gliomaseg.training.trainer import train
 
 
@@ -199,3 +201,34 @@ def test_moving_average_decay_is_checked():
     """A decay outside [0, 1) is refused by the config loader with the key named."""
     with pytest.raises(ConfigError, match="train.ema"):
         Config.from_dict({"train": {"ema": 1.0}})
+
+
+def test_sgd_step_follows_nesterov_formula_with_clipped_gradient(lgg_root, tmp_path, monkeypatch):
+    """``train.optimizer: sgd`` is nnU-Net's: the first step of SGD with Nesterov momentum m
+    moves each weight by ``-lr * (1 + m) * g`` (the momentum buffer starts as the gradient g),
+    g clipped to a global L2 norm (here lowered to 1e-3 so that the clip surely acts); the state
+    records the optimiser, and an Adam run is not resumed with SGD."""
+    monkeypatch.setattr(trainer_module, "SGD_CLIP_NORM", 1e-3)
+    split = {"train": TRAIN_PATIENTS, "val": VAL_PATIENTS[:1], "test": []}
+    config = tiny_config()
+    config.train.optimizer, config.train.lr = "sgd", 0.01
+    config.train.max_epochs, config.train.slices_per_epoch = 1, 8  # one step; plateau: lr constant
+    out = tmp_path / "sgd"
+    train(lgg_root, split, config, out)
+    torch.manual_seed(config.train.seed)  # the trainer's initial weights
+    initial = dict(create_model(config.model).named_parameters())
+    tensors, rest = load_state(out / "state.safetensors")
+    assert rest["optimizer"] == "sgd"
+    buffers = [tensors[f"optimizer.{i}.momentum_buffer"] for i in range(len(initial))]
+    assert math.isclose(float(torch.linalg.vector_norm(torch.stack([b.norm() for b in buffers]))), 1e-3, rel_tol=1e-3)
+    for (name, start), buffer in zip(initial.items(), buffers):
+        torch.testing.assert_close(tensors[f"model.{name}"], start.detach() - 0.01 * (1 + trainer_module.SGD_MOMENTUM) * buffer,
+                                   rtol=1e-5, atol=1e-8)
+    adam = tiny_config()
+    adam.train.max_epochs, adam.train.slices_per_epoch = 1, 8
+    train(lgg_root, split, adam, tmp_path / "adam")
+    adam.train.optimizer, adam.train.max_epochs = "sgd", 2
+    with pytest.raises(InputError, match="saved with optimizer adam"):
+        train(lgg_root, split, adam, tmp_path / "adam", resume=True)
+    with pytest.raises(ConfigError, match="train.optimizer"):
+        Config.from_dict({"train": {"optimizer": "rmsprop"}})

@@ -72,6 +72,10 @@ class Bank(Protocol):
 
     def batch(self, index: torch.Tensor, augment: AugmentConfig, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]: ...
 
+# train.optimizer sgd: nnU-Net's momentum and gradient-norm clip (Isensee et al. 2021,
+# nnUNetTrainer: SGD, momentum 0.99, Nesterov; clip_grad_norm_ at 12)
+SGD_MOMENTUM = 0.99
+SGD_CLIP_NORM = 12.0
 CSV_FIELDS = ("epoch", "train_loss", "val_dice_mean", "val_dice_median", "lr", "minutes", "slices_per_s")
 
 
@@ -106,6 +110,14 @@ def _require_as_saved(path: Path, saved: bool, configured: bool, what: str, opti
     if saved != configured:
         raise InputError(path, f"the run was saved {'with' if saved else 'without'} {what}; "
                          f"resume it with the {option} it started with")
+
+
+def _create_optimizer(parameters, train) -> torch.optim.Optimizer:
+    """The optimiser of ``train.optimizer`` (see ``config.TrainConfig``) over ``parameters``."""
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=train.lr, weight_decay=train.weight_decay,
+                               momentum=SGD_MOMENTUM, nesterov=True)
+    return torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -173,7 +185,8 @@ class Trainer:
         self.shipped = self.average.module if self.average is not None else self.model
         self.scaler = grad_scaler(config.runtime.bf16, self.device)
         self.loss = SupervisedLoss(create_loss(config.train.loss), levels)
-        self.optimizer = torch.optim.Adam(self.trainee.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+        self.optimizer = _create_optimizer(self.trainee.parameters(), config.train)
+        self.clip_norm = SGD_CLIP_NORM if config.train.optimizer == "sgd" else None
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.train.plateau_factor,
             patience=config.train.plateau_patience, min_lr=config.train.min_lr)
@@ -203,7 +216,8 @@ class Trainer:
         if self.trainee is not self.model:
             tensors.update({f"heads.{k}": v for k, v in self.trainee.heads.state_dict().items()})
         tensors.update({f"{name}.{rank}": value for rank, state in enumerate(states) for name, value in state.items()})
-        rest.update(scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress),
+        rest.update(optimizer=self.config.train.optimizer,
+                    scheduler=self.scheduler.state_dict(), progress=dataclasses.asdict(self.progress),
                     scaler=self.scaler.state_dict(), world=self.ranks.world)
         save_state(self.out / "state.safetensors", tensors, rest)
 
@@ -213,7 +227,8 @@ class Trainer:
         Raises:
             InputError: the run folder has no usable training state, or one saved with deep
                 supervision on where ``train.deep_supervision`` is now off, or the reverse, or
-                with a moving average (``train.ema``) where there is now none, or the reverse.
+                with a moving average (``train.ema``) where there is now none, or the reverse,
+                or with another ``train.optimizer``.
         """
         path = self.out / "state.safetensors"
         tensors, rest = load_state(path)
@@ -227,6 +242,10 @@ class Trainer:
         _require_as_saved(path, bool(heads), self.trainee is not self.model, "deep supervision", "train.deep_supervision")
         if heads:
             self.trainee.heads.load_state_dict(heads)
+        saved = rest.get("optimizer", "adam")  # states written before train.optimizer: Adam
+        if saved != self.config.train.optimizer:
+            raise InputError(path, f"the run was saved with optimizer {saved}; resume it with "
+                             f"the train.optimizer it started with")
         _restore_optimizer(self.optimizer, tensors, rest)
         self.scheduler.load_state_dict(rest["scheduler"])
         if rest.get("scaler"):
@@ -304,6 +323,9 @@ class Trainer:
         loss = self.loss(outputs, masks.to(self.device, non_blocking=True))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradient, not the scaled one
+            torch.nn.utils.clip_grad_norm_(self.trainee.parameters(), self.clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.average is not None:
