@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomaseg.data.base import resolve_dataset
-from gliomaseg.inference.postprocess import fill_holes_per_slice, largest_component
+from gliomaseg.inference.postprocess import components, fill_holes_per_slice
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.metrics import overlap_metrics
 from gliomaseg.models.weights import load_model
@@ -38,13 +38,12 @@ def kept(probabilities: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     from scipy import ndimage
 
     mask = probabilities >= threshold
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
-    choice = {"largest": largest_component(mask)}
-    if count > 1:
-        means = ndimage.mean(probabilities, labels, np.arange(1, count + 1))
-        choice["confident"] = labels == 1 + int(np.argmax(means))
+    labels, sizes = components(mask)  # as largest_component labels them
+    if len(sizes) > 1:
+        means = ndimage.mean(probabilities, labels, np.arange(1, len(sizes) + 1))
+        choice = {"largest": labels == 1 + int(np.argmax(sizes)), "confident": labels == 1 + int(np.argmax(means))}
     else:
-        choice["confident"] = mask
+        choice = {"largest": mask, "confident": mask}
     return {rule: np.moveaxis(fill_holes_per_slice(np.moveaxis(m, -1, 0)), 0, -1) for rule, m in choice.items()}
 
 

@@ -88,8 +88,13 @@ def clean_regions(regions: np.ndarray, method: str) -> np.ndarray:
     return regions & whole[None]
 
 
-def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels of the 26-connected components and each component's size (index 0: label 1)."""
+def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 26-connected components of a 3D bool mask (``scipy.ndimage.label``).
+
+    Returns:
+        ``labels``, int32 of ``mask``'s shape: 0 outside the mask, 1..n for the n components;
+        ``sizes``, ``(n,)`` int64 voxel counts (index 0: label 1).
+    """
     from scipy import ndimage  # imported here: scipy costs start-up time of every command
 
     labels, _ = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
@@ -98,14 +103,14 @@ def _components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
     """``mask`` without its 3D components (26-connected) of fewer than ``min_voxels`` voxels."""
-    labels, sizes = _components(mask)
+    labels, sizes = components(mask)
     keep = np.concatenate([[False], sizes >= min_voxels])
     return keep[labels]
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of a 3D bool mask (the mask itself if it has <= 1)."""
-    labels, sizes = _components(mask)
+    labels, sizes = components(mask)
     if len(sizes) <= 1:
         return mask
     return labels == 1 + int(np.argmax(sizes))
