@@ -228,7 +228,7 @@ def test_sgd_step_follows_nesterov_formula_with_clipped_gradient(lgg_root, tmp_p
     adam.train.max_epochs, adam.train.slices_per_epoch = 1, 8
     train(lgg_root, split, adam, tmp_path / "adam")
     adam.train.optimizer, adam.train.max_epochs = "sgd", 2
-    with pytest.raises(InputError, match="saved with optimizer adam"):
+    with pytest.raises(InputError, match="saved without nnU-Net's SGD"):
         train(lgg_root, split, adam, tmp_path / "adam", resume=True)
     with pytest.raises(ConfigError, match="train.optimizer"):
         Config.from_dict({"train": {"optimizer": "rmsprop"}})

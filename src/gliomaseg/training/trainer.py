@@ -1,6 +1,6 @@
-"""The training loop: Adam, on-the-fly augmentation, bf16 autocast, validation per-patient Dice,
-ReduceLROnPlateau with early stopping or nnU-Net's poly schedule over a time budget, best and
-last checkpoints, resume.
+"""The training loop: Adam or nnU-Net's SGD, on-the-fly augmentation, bf16 autocast, validation
+per-patient Dice, ReduceLROnPlateau with early stopping or nnU-Net's poly schedule over a time
+budget, best and last checkpoints, resume.
 
 The loop is the same for every dataset: a *bank* (:class:`.banks.SliceBank` for slice
 datasets, :class:`.banks.VolumeBank` for windows of volumes) draws augmented batches, and a
@@ -102,7 +102,7 @@ def validate(predictor: Predictor, cases: list[Case]) -> list[float]:
 
 def _require_as_saved(path: Path, saved: bool, configured: bool, what: str, option: str) -> None:
     """Refuse to resume a run whose state was saved with ``what`` (deep supervision's heads, a
-    moving average) where the config now has none, or the reverse.
+    moving average, nnU-Net's SGD) where the config now has none, or the reverse.
 
     Raises:
         InputError: ``saved`` and ``configured`` differ.
@@ -228,7 +228,7 @@ class Trainer:
             InputError: the run folder has no usable training state, or one saved with deep
                 supervision on where ``train.deep_supervision`` is now off, or the reverse, or
                 with a moving average (``train.ema``) where there is now none, or the reverse,
-                or with another ``train.optimizer``.
+                or with SGD (``train.optimizer``) where it is now Adam, or the reverse.
         """
         path = self.out / "state.safetensors"
         tensors, rest = load_state(path)
@@ -242,10 +242,9 @@ class Trainer:
         _require_as_saved(path, bool(heads), self.trainee is not self.model, "deep supervision", "train.deep_supervision")
         if heads:
             self.trainee.heads.load_state_dict(heads)
-        saved = rest.get("optimizer", "adam")  # states written before train.optimizer: Adam
-        if saved != self.config.train.optimizer:
-            raise InputError(path, f"the run was saved with optimizer {saved}; resume it with "
-                             f"the train.optimizer it started with")
+        # states written before train.optimizer: Adam; else the optimizer's state would not match
+        _require_as_saved(path, rest.get("optimizer", "adam") == "sgd", self.config.train.optimizer == "sgd",
+                          "nnU-Net's SGD", "train.optimizer")
         _restore_optimizer(self.optimizer, tensors, rest)
         self.scheduler.load_state_dict(rest["scheduler"])
         if rest.get("scaler"):
