@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gliomaseg.data.base import resolve_dataset
-from gliomaseg.inference.postprocess import components, fill_holes_per_slice
+from gliomaseg.inference.postprocess import best_component, components, fill_holes_per_slice
 from gliomaseg.inference.predictor import Predictor
 from gliomaseg.metrics import overlap_metrics
 from gliomaseg.models.weights import load_model
@@ -38,12 +38,9 @@ def kept(probabilities: np.ndarray, threshold: float) -> dict[str, np.ndarray]:
     from scipy import ndimage
 
     mask = probabilities >= threshold
-    labels, sizes = components(mask)  # as largest_component labels them
-    if len(sizes) > 1:
-        means = ndimage.mean(probabilities, labels, np.arange(1, len(sizes) + 1))
-        choice = {"largest": labels == 1 + int(np.argmax(sizes)), "confident": labels == 1 + int(np.argmax(means))}
-    else:
-        choice = {"largest": mask, "confident": mask}
+    labels, sizes = components(mask)  # labelled once, as largest_component does
+    means = ndimage.mean(probabilities, labels, np.arange(1, len(sizes) + 1))
+    choice = {"largest": best_component(mask, labels, sizes), "confident": best_component(mask, labels, means)}
     return {rule: np.moveaxis(fill_holes_per_slice(np.moveaxis(m, -1, 0)), 0, -1) for rule, m in choice.items()}
 
 

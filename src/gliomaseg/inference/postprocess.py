@@ -111,9 +111,22 @@ def drop_small_components(mask: np.ndarray, min_voxels: int) -> np.ndarray:
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 26-connected component of a 3D bool mask (the mask itself if it has <= 1)."""
     labels, sizes = components(mask)
-    if len(sizes) <= 1:
+    return best_component(mask, labels, sizes)
+
+
+def best_component(mask: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """The component of ``mask`` with the highest score, as a bool mask of its shape.
+
+    Args:
+        mask: 3D bool; ``labels``: its :func:`components` labels; ``scores``: ``(n,)``, one per
+            component (index 0: label 1), e.g. the sizes of :func:`components`.
+
+    Returns:
+        ``mask`` itself when it has at most one component.
+    """
+    if len(scores) <= 1:
         return mask
-    return labels == 1 + int(np.argmax(sizes))
+    return labels == 1 + int(np.argmax(scores))
 
 
 def fill_holes_per_slice(mask: np.ndarray) -> np.ndarray:

@@ -112,12 +112,13 @@ def _require_as_saved(path: Path, saved: bool, configured: bool, what: str, opti
                          f"resume it with the {option} it started with")
 
 
-def _create_optimizer(parameters, train) -> torch.optim.Optimizer:
-    """The optimiser of ``train.optimizer`` (see ``config.TrainConfig``) over ``parameters``."""
+def _create_optimizer(parameters, train) -> tuple[torch.optim.Optimizer, float | None]:
+    """The optimiser of ``train.optimizer`` (see ``config.TrainConfig``) over ``parameters``,
+    and the global gradient norm it clips to before each step (None: no clipping)."""
     if train.optimizer == "sgd":
         return torch.optim.SGD(parameters, lr=train.lr, weight_decay=train.weight_decay,
-                               momentum=SGD_MOMENTUM, nesterov=True)
-    return torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay)
+                               momentum=SGD_MOMENTUM, nesterov=True), SGD_CLIP_NORM
+    return torch.optim.Adam(parameters, lr=train.lr, weight_decay=train.weight_decay), None
 
 
 def _optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -185,8 +186,7 @@ class Trainer:
         self.shipped = self.average.module if self.average is not None else self.model
         self.scaler = grad_scaler(config.runtime.bf16, self.device)
         self.loss = SupervisedLoss(create_loss(config.train.loss), levels)
-        self.optimizer = _create_optimizer(self.trainee.parameters(), config.train)
-        self.clip_norm = SGD_CLIP_NORM if config.train.optimizer == "sgd" else None
+        self.optimizer, self.clip_norm = _create_optimizer(self.trainee.parameters(), config.train)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="max", factor=config.train.plateau_factor,
             patience=config.train.plateau_patience, min_lr=config.train.min_lr)
