@@ -121,8 +121,16 @@ def test_thresholds_command_writes_the_choice_and_refuses_to_overwrite(cv, lgg_r
     assert saved["candidates"] == [0.3, 0.5] and saved["regions"] == ["tumor"]
     assert f"--threshold {saved['chosen'][0]:g}" in result.stdout
     with (target / "per_case.csv").open() as handle:
-        assert len(list(csv.DictReader(handle))) == sum(map(len, CV_FOLDS))
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == sum(map(len, CV_FOLDS)) and saved["own"] == [0.5]
+    started = run_cli(*args[:-2], "--threshold", "0.3", "--out", tmp_path / "from0.3")
+    assert started.returncode == 0, started.stderr
+    assert json.loads((tmp_path / "from0.3" / "thresholds.json").read_text())["own"] == [0.3]
+    with (tmp_path / "from0.3" / "per_case.csv").open() as handle:
+        for row in csv.DictReader(handle):  # the start is scored as "own": the sweep's figure at 0.3
+            assert float(row["tumor_dice_own"]) == pytest.approx(float(row["tumor_dice_at_0.3"]), abs=1e-9)
     for bad, says in ((args, "--overwrite"),
+                      ([*args[:-2], "--threshold", "0.3,0.4", "--out", tmp_path / "z"], "threshold"),
                       (["thresholds", lgg_root, "--model", tmp_path, "--split", folds_file, "--out", tmp_path / "x"], "no fold models"),
                       ([*args[:-4], "--candidates", "0.3,one", "--out", tmp_path / "y"], "threshold")):
         refused = run_cli(*bad)

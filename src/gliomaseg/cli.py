@@ -506,6 +506,9 @@ def thresholds(
                                              help="Thresholds to try for every region, each in (0, 1); "
                                                   "default 0.05,0.1,0.2,0.3,0.4,0.5,0.6."),
     postprocess: Optional[str] = PostprocessOption,
+    threshold: Optional[str] = typer.Option(None, "--threshold", callback=_threshold_choice, metavar="P[,P,...]",
+                                            help="Where the choice starts: the other regions' thresholds while one "
+                                                 "region is swept (default: the models'), as --threshold of evaluate."),
     tta: Optional[Tta] = TtaOption,
     device: Optional[str] = DeviceOption,
     overwrite: bool = typer.Option(False, help="Replace an earlier choice in --out."),
@@ -513,7 +516,9 @@ def thresholds(
     """Choose one probability threshold per region (BraTS: WT, TC, ET) on the out-of-fold
     predictions of a cross-validation, as nnU-Net chooses its post-processing; prints each
     region's out-of-fold Dice at every candidate, the choice, and a nested estimate (each fold
-    scored with thresholds chosen on the other folds). Use the choice as --threshold."""
+    scored with thresholds chosen on the other folds). Regions meet in the label map, so each is
+    swept with the others at the models' thresholds, or at --threshold where given. Use the
+    choice as --threshold."""
     from .config import parse_threshold
     from .crossval import trained_dataset
     from .report import print_table
@@ -525,14 +530,15 @@ def thresholds(
     if name == "auto":
         raise InputError(model, "holds no fold models (fold<k>/last.safetensors); train them with gliomaseg cv")
     choice = choose_thresholds(data, split_file, model, tried if isinstance(tried, tuple) else (tried,),
-                               load=lambda weights: _load_predictor(str(weights), postprocess, tta, Backend.torch, name, device))
+                               load=lambda weights: _load_predictor(str(weights), postprocess, tta, Backend.torch, name, device, threshold))
     write_choice(choice, out, overwrite)
     regions, dice = choice["regions"], choice["dice"]
-    print_table(f"out-of-fold mean Dice of {choice['n_cases']} cases, other regions at the models' thresholds",
+    start = "--threshold" if threshold is not None else "the models' thresholds"
+    print_table(f"out-of-fold mean Dice of {choice['n_cases']} cases, other regions at {start}",
                 [f"at {t:g}" for t in choice["candidates"]] + ["own", "chosen", "nested"],
                 [[region, *choice["mean_dice"][region].values(), dice[region]["own"], dice[region]["chosen"], dice[region]["nested"]]
                  for region in regions])
-    print(f"chosen: --threshold {','.join(f'{t:g}' for t in choice['chosen'])} (the models': "
+    print(f"chosen: --threshold {','.join(f'{t:g}' for t in choice['chosen'])} (the start: "
           f"{','.join(f'{t:g}' for t in choice['own'])}); nested out-of-fold Dice "
           + ", ".join(f"{region} {dice[region]['nested']:.4f}" for region in regions) + f" -> {out}")
     _report_problems(choice["problems"], choice["n_cases"])

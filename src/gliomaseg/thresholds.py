@@ -4,7 +4,8 @@ nnU-Net chooses its post-processing on the out-of-fold predictions of its fold m
 BraTS entrants tune each region's threshold the same way (a lower one for the whole tumor when
 edema is under-segmented). Here each fold model of a ``gliomaseg cv`` folder predicts its
 held-out cases once; each region's Dice is then computed at every candidate threshold, the other
-regions at the model's own threshold, with the model's post-processing. Regions meet in the
+regions at the model's own threshold (the predictor's as loaded: ``gliomaseg thresholds
+--threshold`` sets where the sweep starts), with the model's post-processing. Regions meet in the
 label map (a voxel of the tumor core is a voxel of the whole tumor) and in post-processing (the
 core and enhancing tumor are kept inside the cleaned whole tumor), so each region is scored on
 the label map, as ``gliomaseg evaluate`` scores it. A region's choice is the candidate with the
@@ -86,7 +87,7 @@ def choose_thresholds(data: Path, folds_file: Path, folder: Path, candidates: tu
         load: weights file -> predictor (its post-processing and TTA are used as they are).
 
     Returns:
-        ``regions``, ``candidates``, ``own`` (the models' thresholds), ``chosen``, ``nested``
+        ``regions``, ``candidates``, ``own`` (the loaded predictors' thresholds), ``chosen``, ``nested``
         (per fold: the thresholds chosen without it), ``mean_dice`` (region -> candidate -> mean
         out-of-fold Dice), ``dice`` (region -> mean Dice at ``own``, at ``chosen`` and nested,
         every region at once), ``rows`` (one dict per case) and ``problems`` (skipped inputs).
