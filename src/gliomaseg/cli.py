@@ -506,9 +506,7 @@ def thresholds(
                                              help="Thresholds to try for every region, each in (0, 1); "
                                                   "default 0.05,0.1,0.2,0.3,0.4,0.5,0.6."),
     postprocess: Optional[str] = PostprocessOption,
-    threshold: Optional[str] = typer.Option(None, "--threshold", callback=_threshold_choice, metavar="P[,P,...]",
-                                            help="Where the choice starts: the other regions' thresholds while one "
-                                                 "region is swept (default: the models'), as --threshold of evaluate."),
+    threshold: Optional[str] = ThresholdOption,
     tta: Optional[Tta] = TtaOption,
     device: Optional[str] = DeviceOption,
     overwrite: bool = typer.Option(False, help="Replace an earlier choice in --out."),
