@@ -1,4 +1,4 @@
-"""The bundled pretrained model loads without pickle and segments unseen test-split patients well."""
+"""The bundled pretrained models load without pickle, carry their cards and segment real patients well."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from gliomaseg.inference.predictor import Predictor
 from gliomaseg.metrics import overlap_metrics
 from gliomaseg.models.weights import bundled_weights
 
-# Floor for the mean per-patient Dice of the 3 test-split patients checked here. The model card
-# reports the whole 13-patient test split; across those patients per-patient Dice spreads
-# roughly +-0.1 around the mean (small tumors score lowest), so 3 patients can sit well below the
-# split mean. 0.75 is far above what an untrained or broken pipeline gives (< 0.3) and below the
-# worst 3-patient mean we expect from a model that meets the 0.85 split target.
+# Floor for the mean per-patient Dice of the 3 test-split patients checked here. Since LGG 2.3.0
+# the bundled model trains on all 90 shared patients, these 3 included, so this checks the
+# pipeline end to end (reading, preprocessing, both members, resizing back, post-processing),
+# not accuracy on unseen patients: that is the model card's cross-validation. Per-patient Dice
+# spreads roughly +-0.1 (small tumors score lowest); 0.75 is far above what an untrained or
+# broken pipeline gives (< 0.3). 2.2.0, which never saw these 3, cleared it as well.
 MEAN_DICE_FLOOR = 0.75
 SINGLE_PATIENT_FLOOR = 0.5
 
@@ -30,7 +31,7 @@ def test_bundled_weights_are_safetensors_under_20_mb():
 
 
 def test_bundled_model_dice_on_test_patients(lgg_root):
-    """Per-patient Dice on 3 test-split patients (never seen in training) clears the floor."""
+    """Per-patient Dice of the bundled model on 3 test-split patients clears the floor."""
     predictor = Predictor.from_path(None)
     dices = []
     for pid in TEST_PATIENTS:

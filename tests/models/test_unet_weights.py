@@ -20,7 +20,7 @@ def _old_layout(state: dict) -> dict:
             for key, value in state.items()}
 
 
-@pytest.mark.parametrize("dataset", ["t1ce"])  # a single U-Net; lgg (2.2.0) and brats (2.4.0) are ensembles of two
+@pytest.mark.parametrize("dataset", ["t1ce"])  # a single U-Net; lgg (2.3.0) and brats (2.4.0) are ensembles of two
 def test_bundled_weights_in_the_old_layout_still_load(dataset, tmp_path):
     """The bundled weights written in 0.1's layout (as they shipped before the U-Net became a
     UShapedNet): every key maps to one key of the new network, and load_model (strict) puts
